@@ -1,0 +1,113 @@
+"""The one place that owns every Numba option.
+
+Nothing else in lossd writes ``@numba.njit(...)`` options by hand: loss modules use
+:func:`kernel` (serial), :func:`dual` (a serial and a parallel build of one function,
+chosen by size at call time) and :func:`inline` (small helpers inlined into kernels).
+
+Options, and why:
+* ``cache=True``: compiled code is kept on disk (``NUMBA_CACHE_DIR``), so a restart
+  loads in milliseconds. Numba does not notice option changes or edits to *other*
+  modules a kernel inlines: rename a kernel when its options change, and clear the
+  cache (``make clean-cache``) after editing ``kernels/stable.py``.
+* ``nogil=True``: kernels run in worker threads with the GIL released.
+* ``fastmath`` = reassoc, contract, nsz, arcp: reassociation lets LLVM vectorise
+  reductions; ``nnan``/``ninf`` stay off so NaN/Inf checks and IEEE overflow survive.
+* ``error_model="numpy"``: division by zero gives Inf/NaN, no Python exception check.
+* Eager signatures: kernels compile at import of their module's warm-up, never on a
+  request. Read-only array types are used for inputs: NumPy views of request bytes are
+  read-only, and writable arrays dispatch to the same compiled code.
+* Threading layer ``omp`` with ``OMP_WAIT_POLICY=PASSIVE``: safe when several Python
+  threads enter parallel kernels at once (the default ``workqueue`` layer aborts), and
+  no spinning idle threads stall the next call.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("NUMBA_THREADING_LAYER", "omp")
+
+from typing import Any, Callable, Sequence  # noqa: E402
+
+import numba  # noqa: E402
+from numba import types  # noqa: E402
+
+FASTMATH = frozenset({"reassoc", "contract", "nsz", "arcp"})
+_COMMON: dict[str, Any] = dict(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy",
+                               boundscheck=None)
+
+#: inputs with at least this many elements run the parallel build of a dual kernel.
+PARALLEL_THRESHOLD = int(os.environ.get("LOSSD_PARALLEL_THRESHOLD", 1 << 16))
+
+FLOAT_TYPES = (types.float32, types.float64)
+f64 = types.float64
+i64 = types.int64
+boolean = types.boolean
+void = types.void
+
+#: every dispatcher created through this module, for warm-up accounting.
+DISPATCHERS: list[Any] = []
+
+
+def ro(dtype: types.Type, ndim: int = 1) -> types.Array:
+    """A read-only C-contiguous array type (inputs)."""
+    return types.Array(dtype, ndim, "C", readonly=True)
+
+
+def rw(dtype: types.Type, ndim: int = 1) -> types.Array:
+    """A writable C-contiguous array type (outputs)."""
+    return types.Array(dtype, ndim, "C")
+
+
+def for_floats(build: Callable[[types.Type], Any]) -> list[Any]:
+    """One signature per float type: ``build(float32)`` and ``build(float64)``."""
+    return [build(f) for f in FLOAT_TYPES]
+
+
+def kernel(signatures: Sequence[Any]) -> Callable[[Callable], Any]:
+    """A serial, eagerly compiled, GIL-free kernel."""
+    def wrap(fn: Callable) -> Any:
+        dispatcher = numba.njit(list(signatures), **_COMMON)(fn)
+        DISPATCHERS.append(dispatcher)
+        return dispatcher
+    return wrap
+
+
+class Dual:
+    """A serial and a parallel build of one function (its loops use ``numba.prange``).
+
+    ``call(size, *args)`` runs the parallel build when ``size >= PARALLEL_THRESHOLD``:
+    thread start-up (tens of microseconds) would dwarf a small input.
+    """
+
+    def __init__(self, fn: Callable, signatures: Sequence[Any]) -> None:
+        self.serial = numba.njit(list(signatures), **_COMMON)(fn)
+        self.parallel = numba.njit(list(signatures), parallel=True, **_COMMON)(fn)
+        DISPATCHERS.extend([self.serial, self.parallel])
+        self.__doc__ = fn.__doc__
+        self.__name__ = fn.__name__
+
+    def call(self, size: int, *args: Any) -> Any:
+        """Run the build that suits an input of ``size`` elements."""
+        if size >= PARALLEL_THRESHOLD:
+            return self.parallel(*args)
+        return self.serial(*args)
+
+
+def dual(signatures: Sequence[Any]) -> Callable[[Callable], Dual]:
+    """Decorator form of :class:`Dual`."""
+    return lambda fn: Dual(fn, signatures)
+
+
+def inline(fn: Callable) -> Any:
+    """A small helper for use inside kernels (compiled lazily, inlined by LLVM)."""
+    return numba.njit(inline="always", **_COMMON)(fn)
+
+
+prange = numba.prange
+
+
+def compiled_signature_count() -> int:
+    """How many signatures the registered dispatchers have compiled (or loaded)."""
+    return sum(len(d.signatures) for d in DISPATCHERS)

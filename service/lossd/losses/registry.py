@@ -1,0 +1,39 @@
+"""The explicit list of losses. Adding a loss: one module with ``SPEC``, one line here.
+
+Aliases are resolved here only; responses, metrics and logs use canonical ids.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from lossd.losses import (
+    mse,
+    softmax_cross_entropy,
+)
+from lossd.spec import LossSpec
+from lossd_client.errors import NotFound
+
+SPECS: tuple[LossSpec, ...] = (
+    mse.SPEC,
+    softmax_cross_entropy.SPEC,
+)
+
+BY_ID: dict[str, LossSpec] = {spec.id: spec for spec in SPECS}
+BY_NAME: dict[str, LossSpec] = {**BY_ID, **{a: s for s in SPECS for a in s.aliases}}
+
+
+def resolve(name: str) -> LossSpec:
+    """The spec of a loss id or alias; NotFound (with close matches) otherwise."""
+    spec = BY_NAME.get(name)
+    if spec is None:
+        close = difflib.get_close_matches(str(name), list(BY_NAME), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise NotFound(f"unknown loss {str(name)[:100]!r}{hint} (ListLosses lists all {len(SPECS)})")
+    return spec
+
+
+def canonical_id(name: str) -> str | None:
+    """The canonical id of a name, or None when unknown (for bounded metric labels)."""
+    spec = BY_NAME.get(name)
+    return spec.id if spec else None

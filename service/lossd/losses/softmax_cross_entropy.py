@@ -1,0 +1,218 @@
+"""softmax_cross_entropy: cross entropy of logits (PyTorch ``F.cross_entropy``).
+
+``input`` z: logits (N, C, d1..dk). ``lq = log_softmax(z, dim=1)``, ``q = exp(lq)``,
+``S_w = sum_c w_c`` (``weight`` w: (C,), >= 0, default ones), eps = label_smoothing.
+
+Index targets (int, (N, d1..dk), in [0, C) or ignore_index), per position i, y = y_i:
+
+    l_i = (1 - eps) w_y (-lq_y) + (eps / C) sum_c w_c (-lq_c)      (0 if ignored)
+    dR/dz_c = s [ (1 - eps) w_y (q_c - [c = y]) + (eps / C)(S_w q_c - w_c) ]
+    mean: s = 1 / W, W = sum over non-ignored positions of w_{y_i};
+          W = 0 gives a NaN loss and all-zero gradients.
+
+Probability targets (float, (N, C, d1..dk), in [0, 1]), p' = (1 - eps) p + eps / C:
+
+    l_i = -sum_c w_c p'_c lq_c
+    dR/dz_c = s [ q_c sum_j w_j p'_j - w_c p'_c ]
+    dR/dp_c = -s (1 - eps) w_c lq_c                                 (mean: s = 1/P)
+
+Evaluated through log-sum-exp (m = max_c z_c), accumulated in float64.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from lossd.core import checks
+from lossd.kernels.jit import boolean, dual, f64, for_floats, i64, prange, ro, rw
+from lossd.kernels.reduction import Reduction, scale
+from lossd.losses.common import buffer, finish
+from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
+
+
+@dual(for_floats(lambda f: f64(ro(f, 3), ro(i64, 2), ro(f), i64, f64, f64, rw(f, 2), rw(f, 3),
+                               boolean)))
+def _ce_index(z, y, w, ignore, eps, s, out, gz, want):  # pragma: no cover - compiled
+    n_rows, n_cls, n_pos = z.shape
+    keep = out.size > 0
+    sw = 0.0
+    for c in range(n_cls):
+        sw += w[c]
+    total = 0.0
+    for n in prange(n_rows):
+        for k in range(n_pos):
+            label = y[n, k]
+            if label == ignore:
+                if keep:
+                    out[n, k] = 0.0
+                if want:
+                    for c in range(n_cls):
+                        gz[n, c, k] = 0.0
+                continue
+            m = -np.inf
+            for c in range(n_cls):
+                m = max(m, np.float64(z[n, c, k]))
+            se = 0.0
+            wz = 0.0
+            for c in range(n_cls):
+                zc = np.float64(z[n, c, k])
+                se += math.exp(zc - m)
+                wz += w[c] * zc
+            lse = m + math.log(se)
+            wy = np.float64(w[label])
+            value = (1.0 - eps) * wy * (lse - np.float64(z[n, label, k]))
+            if eps != 0.0:
+                value += eps / n_cls * (sw * lse - wz)
+            total += value
+            if keep:
+                out[n, k] = value
+            if want:
+                a = s * (1.0 - eps) * wy
+                b = s * eps / n_cls
+                for c in range(n_cls):
+                    q = math.exp(np.float64(z[n, c, k]) - lse)
+                    g = a * q + b * (sw * q - w[c])
+                    if c == label:
+                        g -= a
+                    gz[n, c, k] = g
+    return total
+
+
+@dual(for_floats(lambda f: f64(ro(f, 3), ro(f, 3), ro(f), f64, f64, rw(f, 2), rw(f, 3), rw(f, 3),
+                               boolean, boolean)))
+def _ce_prob(z, p, w, eps, s, out, gz, gp, want_z, want_p):  # pragma: no cover - compiled
+    n_rows, n_cls, n_pos = z.shape
+    keep = out.size > 0
+    total = 0.0
+    for n in prange(n_rows):
+        for k in range(n_pos):
+            m = -np.inf
+            for c in range(n_cls):
+                m = max(m, np.float64(z[n, c, k]))
+            se = 0.0
+            for c in range(n_cls):
+                se += math.exp(np.float64(z[n, c, k]) - m)
+            lse = m + math.log(se)
+            value = 0.0
+            wp = 0.0
+            for c in range(n_cls):
+                pc = (1.0 - eps) * np.float64(p[n, c, k]) + eps / n_cls
+                lq = np.float64(z[n, c, k]) - lse
+                value -= w[c] * pc * lq
+                wp += w[c] * pc
+                if want_p:
+                    gp[n, c, k] = -s * (1.0 - eps) * w[c] * lq
+            total += value
+            if keep:
+                out[n, k] = value
+            if want_z:
+                for c in range(n_cls):
+                    pc = (1.0 - eps) * np.float64(p[n, c, k]) + eps / n_cls
+                    q = math.exp(np.float64(z[n, c, k]) - lse)
+                    gz[n, c, k] = s * (q * wp - w[c] * pc)
+    return total
+
+
+def _as3d(a: np.ndarray) -> np.ndarray:
+    """(N, C, d1..dk) -> (N, C, K) view, K = d1*...*dk (1 when k = 0)."""
+    return a.reshape(a.shape[0], a.shape[1], -1)
+
+
+def _weight(call: Call, classes: int) -> np.ndarray:
+    w = call.get("weight")
+    return np.ones(classes, call.dtype) if w is None else w
+
+
+def compute(call: Call) -> LossOutput:
+    z = _as3d(call.inputs["input"])
+    target = call.inputs["target"]
+    n, classes, positions = z.shape
+    w = _weight(call, classes)
+    eps = call.params["label_smoothing"]
+    pos_shape = (n, *call.inputs["input"].shape[2:])
+    want_z = call.wants("input")
+    gz = buffer(call, z.shape, want_z)
+    if target.dtype.kind == "i":
+        y = target.reshape(n, positions)
+        ignore = call.params["ignore_index"]
+        s = scale(call.reduction, n * positions, n)
+        degenerate = False
+        if call.reduction is Reduction.MEAN:
+            kept = y != ignore
+            weight_total = float(np.sum(w[y[kept]], dtype=np.float64))
+            degenerate = weight_total == 0.0
+            s = 0.0 if degenerate else 1.0 / weight_total
+        out = buffer(call, (n, positions), call.reduction is Reduction.NONE)
+        total = _ce_index.call(z.size, z, y, w, ignore, eps, s, out, gz, want_z)
+        loss = finish(call, math.nan if degenerate else total, s, out, pos_shape)
+        grads = {"input": gz.reshape(call.inputs["input"].shape)} if want_z else {}
+        return LossOutput(loss, grads)
+    p = _as3d(target)
+    want_p = call.wants("target")
+    s = scale(call.reduction, n * positions, n)
+    gp = buffer(call, p.shape, want_p)
+    out = buffer(call, (n, positions), call.reduction is Reduction.NONE)
+    total = _ce_prob.call(z.size, z, p, w, eps, s, out, gz, gp, want_z, want_p)
+    grads = {}
+    if want_z:
+        grads["input"] = gz.reshape(call.inputs["input"].shape)
+    if want_p:
+        grads["target"] = gp.reshape(target.shape)
+    return LossOutput(finish(call, total, s, out, pos_shape), grads)
+
+
+def validate(call: Call) -> None:
+    checks.min_rank(call, "input", 2, "(N, C, d1..dk)")
+    z = call.inputs["input"]
+    classes = z.shape[1]
+    target = call.inputs["target"]
+    if target.dtype.kind == "i":
+        expected = (z.shape[0], *z.shape[2:])
+        checks.shape_is(call, "target", expected, "(N, d1..dk) for class-index targets")
+        checks.labels_in_range(call, "target", classes, call.params["ignore_index"])
+    else:
+        checks.same_shape(call, "target", "input")
+        checks.values_in(call, "target", 0.0, 1.0, words="(probability targets)")
+        if call.params["ignore_index"] >= 0:
+            raise checks.param_error("ignore_index", "must be negative (unset) with probability "
+                                     f"targets, got {call.params['ignore_index']}")
+    checks.shape_is(call, "weight", (classes,), "(C,)")
+    checks.nonnegative(call, "weight")
+
+
+def examples(dtype: np.dtype) -> list:
+    z = np.array([[0.5, -1.0, 2.0], [0.0, 0.3, -0.2]], dtype)
+    return [
+        ({"input": z, "target": np.array([2, 0])}, {}),
+        ({"input": z, "target": np.full_like(z, 1.0 / 3)}, {}),
+    ]
+
+
+SPEC = LossSpec(
+    id="softmax_cross_entropy",
+    summary="Softmax cross entropy of logits with class-index or probability targets.",
+    aliases=("cross_entropy",),
+    inputs=(
+        InputSpec("input", Kind.FLOAT, "(N, C, d1..dk), logits", "logits; class axis is dim 1",
+                  differentiable=True),
+        InputSpec("target", Kind.INDEX_OR_FLOAT,
+                  "(N, d1..dk) class indices, or (N, C, d1..dk) probabilities",
+                  "class indices (int; never differentiated) or probabilities (float; "
+                  "differentiable)", differentiable=True),
+        InputSpec("weight", Kind.FLOAT, "(C,)", "per-class rescaling weight >= 0 (not "
+                  "differentiated)", required=False),
+    ),
+    params=(
+        ParamSpec("ignore_index", int, -100, "class index whose positions are ignored "
+                  "(index targets); must be negative with probability targets",
+                  range="any integer"),
+        ParamSpec("label_smoothing", float, 0.0, "mixture weight with the uniform distribution",
+                  minimum=0.0, maximum=1.0),
+    ),
+    loss_shape="(N, d1..dk)",
+    compute=compute,
+    validate=validate,
+    examples=examples,
+)
