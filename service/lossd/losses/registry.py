@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 
 from lossd.losses import (
+    contrastive,
     mse,
     softmax_cross_entropy,
 )
@@ -17,6 +18,7 @@ from lossd_client.errors import NotFound
 SPECS: tuple[LossSpec, ...] = (
     mse.SPEC,
     softmax_cross_entropy.SPEC,
+    contrastive.SPEC,
 )
 
 BY_ID: dict[str, LossSpec] = {spec.id: spec for spec in SPECS}
