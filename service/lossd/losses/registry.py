@@ -11,6 +11,7 @@ from lossd.losses import (
     contrastive,
     mse,
     softmax_cross_entropy,
+    binary_cross_entropy,
 )
 from lossd.spec import LossSpec
 from lossd_client.errors import NotFound
@@ -18,6 +19,7 @@ from lossd_client.errors import NotFound
 SPECS: tuple[LossSpec, ...] = (
     mse.SPEC,
     softmax_cross_entropy.SPEC,
+    binary_cross_entropy.SPEC,
     contrastive.SPEC,
 )
 

@@ -1,0 +1,167 @@
+"""binary_cross_entropy (core.md §3.1) against the float64 reference, finite differences,
+hand-picked values at x in {0, 1}, and every rejection through the live server."""
+
+from __future__ import annotations
+
+import lossd
+import lossd_client
+import numpy as np
+import pytest
+
+from tests.losses.harness import assert_close, check_against_reference, check_finite_differences
+from tests.reference.binary_cross_entropy import reference
+
+LOSS = "binary_cross_entropy"
+DTYPES = [np.float32, np.float64]
+SHAPES = [(1, 3), (7, 5), (64, 8, 9)]          # the last has 4608 elements: parallel build
+REDUCTIONS = ["none", "sum", "mean", "batchmean"]
+WEIGHTS = [None, "full", "trailing", "leading", "scalar"]
+
+
+def _weight(kind, shape, rng, dtype):
+    if kind is None:
+        return None
+    wshape = {"full": shape, "trailing": (shape[-1],), "leading": (shape[0],) + (1,) * (len(shape) - 1),
+              "scalar": (1,)}[kind]
+    return rng.uniform(0.1, 2.0, wshape).astype(dtype)
+
+
+def _data(shape, dtype, seed=0, weight=None, lo=0.02, hi=0.98):
+    rng = np.random.default_rng(seed)
+    inputs = {"input": rng.uniform(lo, hi, shape).astype(dtype),
+              "target": rng.uniform(0.0, 1.0, shape).astype(dtype)}
+    w = _weight(weight, shape, rng, dtype)
+    if w is not None:
+        inputs["weight"] = w
+    return inputs
+
+
+def _rejects(client, inputs, params, field, grads=None):
+    with pytest.raises(lossd_client.InvalidArgument) as exc:
+        client.evaluate(LOSS, inputs, params, grads=grads)
+    assert field in exc.value.message
+    assert field in [v.field for v in exc.value.field_violations]
+
+
+@pytest.mark.parametrize("weight", WEIGHTS)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_against_reference(dtype, shape, reduction, weight):
+    inputs = _data(shape, dtype, seed=len(shape) * 10 + shape[0], weight=weight)
+    check_against_reference(LOSS, inputs, {"reduction": reduction}, reference)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_binary_targets_and_grads_subset(dtype):
+    rng = np.random.default_rng(3)
+    inputs = _data((5, 4), dtype, seed=4)
+    inputs["target"] = rng.integers(0, 2, (5, 4)).astype(dtype)
+    check_against_reference(LOSS, inputs, {"reduction": "sum"}, reference, grads=["target"])
+    check_against_reference(LOSS, inputs, {}, reference, grads=["input"])
+    check_against_reference(LOSS, inputs, {}, reference, grads=[])
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("weight", [None, "trailing"])
+def test_finite_differences(reduction, weight):
+    inputs = _data((3, 4), np.float64, seed=7, weight=weight, lo=0.1, hi=0.9)
+    check_finite_differences(LOSS, inputs, {"reduction": reduction})
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_probabilities_exactly_0_and_1(dtype):
+    x = np.array([[0.0, 1.0, 0.0, 1.0, 0.0, 1.0]], dtype)
+    y = np.array([[1.0, 0.0, 0.0, 1.0, 0.25, 0.75]], dtype)
+    result = lossd.evaluate(LOSS, {"input": x, "target": y}, {"reduction": "none"})
+    # L(0) = -100 (clamped), L(1) = 0
+    expected_loss = [[100.0, 100.0, 0.0, 0.0, 25.0, 25.0]]
+    assert_close(result.loss, expected_loss, dtype, what="loss")
+    # PyTorch's backward: (x - y) / max(x (1 - x), 1e-12), about 1e12, compared relatively
+    expected_gx = [[-1e12, 1e12, 0.0, 0.0, -0.25e12, 0.25e12]]
+    assert_close(result.grads["input"], expected_gx, dtype, what="d/dinput")
+    assert np.all(np.abs(result.grads["input"][0, :2] / np.float64(1e12)) - 1 < 1e-6)
+    # derivative of the clamped forward: L(1 - x) - L(x) = +-100, finite (not +-Inf)
+    expected_gy = [[100.0, -100.0, 100.0, -100.0, 100.0, -100.0]]
+    assert_close(result.grads["target"], expected_gy, dtype, what="d/dtarget")
+    assert np.all(np.isfinite(result.grads["target"]))
+    check_against_reference(LOSS, {"input": x, "target": y}, {"reduction": "mean"}, reference)
+
+
+def test_clamp_active_near_zero():
+    # log(1e-50) = -115 < -100: the loss is clamped at 100 while the gradient keeps PyTorch's formula
+    x = np.array([1e-50, 1e-40, 0.5])
+    y = np.array([1.0, 1.0, 1.0])
+    result = lossd.evaluate(LOSS, {"input": x, "target": y}, {"reduction": "none"})
+    np.testing.assert_allclose(result.loss, [100.0, -np.log(1e-40), np.log(2.0)], rtol=1e-12)
+    np.testing.assert_allclose(result.grads["input"], [-1e12, -1e12, -2.0], rtol=1e-12)
+    np.testing.assert_allclose(result.grads["target"], [100.0, np.log1p(-1e-40) - np.log(1e-40), 0.0],
+                               rtol=1e-12, atol=1e-15)
+
+
+def test_log1p_precision_small_x():
+    x = np.array([1e-10, 1e-14])
+    y = np.zeros(2)
+    result = lossd.evaluate(LOSS, {"input": x, "target": y}, {"reduction": "none"})
+    np.testing.assert_allclose(result.loss, -np.log1p(-x), rtol=1e-14)  # log(1 - x) would be 1e-7 off
+
+
+def test_weight_broadcast_matches_explicit(client):
+    inputs = _data((4, 3, 2, 5), np.float64, seed=11)
+    w = np.array([0.5, 1.0, 2.0]).reshape(3, 1, 1)
+    full = np.ascontiguousarray(np.broadcast_to(w, (4, 3, 2, 5)))
+    a = client.evaluate(LOSS, {**inputs, "weight": w}, {"reduction": "none"})
+    b = client.evaluate(LOSS, {**inputs, "weight": full}, {"reduction": "none"})
+    np.testing.assert_array_equal(a.loss, b.loss)
+    np.testing.assert_array_equal(a.grads["input"], b.grads["input"])
+    assert set(a.grads) == {"input", "target"}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_result_dtype_through_server(client, dtype):
+    inputs = _data((3, 4), dtype, seed=2, weight="trailing")
+    for reduction in REDUCTIONS:
+        result = client.evaluate(LOSS, inputs, {"reduction": reduction})
+        assert result.loss.dtype == dtype
+        assert all(g.dtype == dtype for g in result.grads.values())
+        ref, _ = reference({k: v.astype(np.float64) for k, v in inputs.items()}, {"reduction": reduction})
+        # np.reshape: the server currently sends a reduced loss as shape (1,) (grpc/convert.py
+        # encode_array uses np.ascontiguousarray, which makes 0-d arrays 1-d); the in-process
+        # tests check the 0-d shape.
+        assert_close(np.reshape(result.loss, np.shape(ref)), ref, np.dtype(dtype), what=reduction)
+
+
+def test_rejections(client):
+    good = _data((3, 4), np.float64, seed=5)
+    x, y = good["input"], good["target"]
+    _rejects(client, {"input": x * 0 + 1.5, "target": y}, {}, "inputs.input")
+    _rejects(client, {"input": x - 1.0, "target": y}, {}, "inputs.input")
+    _rejects(client, {"input": x, "target": y + 1.0}, {}, "inputs.target")
+    _rejects(client, {"input": x, "target": -y - 0.01}, {}, "inputs.target")
+    _rejects(client, {"input": x, "target": y, "weight": -np.ones(4)}, {}, "inputs.weight")
+    _rejects(client, {"input": x, "target": y, "weight": np.ones(3)}, {}, "inputs.weight")
+    _rejects(client, {"input": x, "target": y, "weight": np.ones((2, 3, 4))}, {}, "inputs.weight")
+    _rejects(client, {"input": x, "target": y[:, :3]}, {}, "inputs.target")
+    _rejects(client, {"input": x, "target": y.reshape(4, 3)}, {}, "inputs.target")
+    _rejects(client, {"input": x, "target": y.astype(np.float32)}, {}, "inputs.target")
+    _rejects(client, {"input": x, "target": y, "weight": np.ones(4, np.float32)}, {}, "inputs.weight")
+    _rejects(client, {"input": x, "target": (y > 0.5).astype(np.int64)}, {}, "inputs.target")
+    _rejects(client, {"input": x, "target": y, "weight": np.ones(4, np.int64)}, {}, "inputs.weight")
+    bad = y.copy()
+    bad[1, 2] = np.nan
+    _rejects(client, {"input": x, "target": bad}, {}, "inputs.target")
+    bad = np.ones(4)
+    bad[0] = np.inf
+    _rejects(client, {"input": x, "target": y, "weight": bad}, {}, "inputs.weight")
+    _rejects(client, {"input": x, "target": y}, {"reduction": "avg"}, "params.reduction")
+    _rejects(client, {"input": x, "target": y}, {"pos_weight": 1.0}, "params.pos_weight")
+    _rejects(client, {"input": x, "target": y, "weight": np.ones(4)}, {}, "grads", grads=["weight"])
+    _rejects(client, {"input": x}, {}, "inputs.target")
+
+
+def test_boundary_values_accepted(client):
+    x = np.array([[0.0, 1.0], [0.5, 1.0]])
+    y = np.array([[0.0, 1.0], [1.0, 0.0]])
+    result = client.evaluate(LOSS, {"input": x, "target": y, "weight": np.zeros(1)}, {"reduction": "sum"})
+    assert np.all(result.loss == 0.0)
+    assert np.all(result.grads["input"] == 0) and np.all(result.grads["target"] == 0)
