@@ -8,10 +8,11 @@ from __future__ import annotations
 import difflib
 
 from lossd.losses import (
+    binary_cross_entropy,
     contrastive,
     mse,
     softmax_cross_entropy,
-    binary_cross_entropy,
+    triplet_margin,
 )
 from lossd.spec import LossSpec
 from lossd_client.errors import NotFound
@@ -21,6 +22,7 @@ SPECS: tuple[LossSpec, ...] = (
     softmax_cross_entropy.SPEC,
     binary_cross_entropy.SPEC,
     contrastive.SPEC,
+    triplet_margin.SPEC,
 )
 
 BY_ID: dict[str, LossSpec] = {spec.id: spec for spec in SPECS}
