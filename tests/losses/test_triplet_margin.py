@@ -51,7 +51,9 @@ def test_both_branches_present():
 def test_finite_differences(variant, reduction):
     inputs = make((5, 3), np.float64, seed=11)
     params = {"reduction": reduction, "margin": 0.7, **variant}
-    loss, _ = reference(inputs, {**params, "reduction": "none"})
+    lo, _ = reference(inputs, {**params, "reduction": "none", "margin": 0.7 - 1e-3})
+    hi, _ = reference(inputs, {**params, "reduction": "none", "margin": 0.7 + 1e-3})
+    np.testing.assert_array_equal(lo > 0, hi > 0)      # no hinge within 1e-3
     check_finite_differences(LOSS, inputs, params)
 
 
