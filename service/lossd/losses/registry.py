@@ -12,6 +12,7 @@ from lossd.losses import (
     contrastive,
     mse,
     softmax_cross_entropy,
+    sigmoid_cross_entropy,
     triplet_margin,
 )
 from lossd.spec import LossSpec
@@ -20,6 +21,7 @@ from lossd_client.errors import NotFound
 SPECS: tuple[LossSpec, ...] = (
     mse.SPEC,
     softmax_cross_entropy.SPEC,
+    sigmoid_cross_entropy.SPEC,
     binary_cross_entropy.SPEC,
     contrastive.SPEC,
     triplet_margin.SPEC,
