@@ -67,7 +67,8 @@ def main() -> int:
                 if not committed.exists() or not filecmp.cmp(path, committed, shallow=False):
                     stale.append(str(committed.relative_to(ROOT)))
         for path in OUT_DIR.rglob("*"):
-            if path.is_file() and "__pycache__" not in path.parts and not (fresh / path.relative_to(OUT_DIR)).exists():
+            generated = (fresh / path.relative_to(OUT_DIR)).exists()
+            if path.is_file() and "__pycache__" not in path.parts and not generated:
                 stale.append(str(path.relative_to(ROOT)) + " (not generated)")
         if stale:
             print("generated code is stale; run `make proto`:\n  " + "\n  ".join(sorted(stale)))

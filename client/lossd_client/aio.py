@@ -53,7 +53,7 @@ class AsyncLossClient:
             raise from_rpc_error(exc) from None
         return list(response.losses)
 
-    def stream(self, *, timeout: float | None = None) -> "AsyncEvaluateStream":
+    def stream(self, *, timeout: float | None = None) -> AsyncEvaluateStream:
         """A bidirectional EvaluateStream; use with ``async with``."""
         return AsyncEvaluateStream(self._stub, self._deadline(timeout), self._metadata)
 
@@ -63,7 +63,7 @@ class AsyncLossClient:
     async def close(self) -> None:
         await self._channel.close()
 
-    async def __aenter__(self) -> "AsyncLossClient":
+    async def __aenter__(self) -> AsyncLossClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -93,7 +93,7 @@ class AsyncEvaluateStream:
     async def close(self) -> None:
         await self._call.done_writing()
 
-    async def __aenter__(self) -> "AsyncEvaluateStream":
+    async def __aenter__(self) -> AsyncEvaluateStream:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -65,7 +65,7 @@ class LossClient:
             raise from_rpc_error(exc) from None
         return list(response.losses)
 
-    def stream(self, *, timeout: float | None = None) -> "EvaluateStream":
+    def stream(self, *, timeout: float | None = None) -> EvaluateStream:
         """A bidirectional EvaluateStream; use as a context manager."""
         return EvaluateStream(self._stub, self._deadline(timeout), self._metadata)
 
@@ -75,7 +75,7 @@ class LossClient:
     def close(self) -> None:
         self._channel.close()
 
-    def __enter__(self) -> "LossClient":
+    def __enter__(self) -> LossClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -128,7 +128,7 @@ class EvaluateStream:
         for _ in self._responses:  # drain until the server closes its side
             pass
 
-    def __enter__(self) -> "EvaluateStream":
+    def __enter__(self) -> EvaluateStream:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -6,7 +6,7 @@ copy, read-only view). The dtype mapping is one table and its inverse.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 import numpy as np
 
@@ -52,7 +52,7 @@ def encode_tensor(value: Any, field: str = "tensor") -> pb.Tensor:
     array = np.asarray(value)
     wire = wire_dtype(array, field)
     little = array.astype(array.dtype.newbyteorder("<"), copy=False)
-    return pb.Tensor(dtype=wire, shape=array.shape, data=np.ascontiguousarray(little).tobytes())
+    return pb.Tensor(dtype=cast(Any, wire), shape=array.shape, data=np.asarray(little, order="C").tobytes())
 
 
 def decode_tensor(tensor: pb.Tensor, field: str = "tensor") -> np.ndarray:

@@ -53,7 +53,7 @@ class InvalidArgument(LossdError):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
     @classmethod
-    def field(cls, field: str, description: str) -> "InvalidArgument":
+    def field(cls, field: str, description: str) -> InvalidArgument:
         """An error about one field, whose message is ``"<field>: <description>"``."""
         return cls(f"{field}: {description}", [FieldViolation(field, description)])
 

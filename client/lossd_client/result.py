@@ -22,7 +22,7 @@ class EvaluateResult:
     loss_id: str = ""
 
     @classmethod
-    def from_proto(cls, response: pb.EvaluateResponse) -> "EvaluateResult":
+    def from_proto(cls, response: pb.EvaluateResponse) -> EvaluateResult:
         """Decode a response (arrays are read-only views of the message bytes)."""
         return cls(
             loss=decode_tensor(response.loss, "loss"),

@@ -106,7 +106,7 @@ class Call:
     * ``grads``: the differentiable inputs whose gradient is requested.
     """
 
-    spec: "LossSpec"
+    spec: LossSpec
     inputs: dict[str, np.ndarray]
     params: dict[str, Any]
     grads: frozenset[str]

@@ -125,7 +125,7 @@ def _check_values(name: str, a: np.ndarray, allowed: tuple[int, int], words: str
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
-    a = np.ascontiguousarray(a)
+    a = np.asarray(a, order="C")
     if a.flags.writeable:
         a = a.view()
         a.flags.writeable = False

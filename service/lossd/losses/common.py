@@ -7,6 +7,7 @@ import numpy as np
 from lossd.kernels.reduction import Reduction
 from lossd.spec import Call
 
+
 def buffer(call: Call, shape: tuple[int, ...] | int, wanted: bool = True) -> np.ndarray:
     """An output buffer in the request's float dtype, or an empty placeholder of the
     same rank (the kernel never touches it) when ``wanted`` is false."""

@@ -1,0 +1,149 @@
+"""Composition root: builds the data plane, the gRPC server (LossService, health,
+reflection) and the HTTP server in one asyncio event loop, warms up, and shuts down
+gracefully.
+
+Lifecycle: listen (health NOT_SERVING, /readyz 503) -> warm up every kernel -> SERVING
+-> on SIGTERM/SIGINT: NOT_SERVING and /readyz 503 at once, keep serving for
+``drain_delay`` seconds (balancers notice), then refuse new calls (UNAVAILABLE), let
+in-flight calls finish within ``grace`` seconds, close HTTP, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from typing import Any, Iterator
+
+import grpc
+import grpc.aio
+import uvicorn
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from lossd.core.dataplane import DataPlane
+from lossd.grpc.servicer import LossServicer, generic_handler
+from lossd.http.app import build_http_app
+from lossd.settings import MIB, Settings
+from lossd.warmup import warm_up
+
+log = logging.getLogger("lossd.app")
+SERVICE_NAME = "lossd.v1.LossService"
+
+
+class _EmbeddedUvicorn(uvicorn.Server):
+    """uvicorn without its own signal handlers: the App owns shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class App:
+    """One lossd server process (both transports over one DataPlane)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.plane = DataPlane(settings)
+        self.health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
+        self.grpc_server: grpc.aio.Server | None = None
+        self.http_server: _EmbeddedUvicorn | None = None
+        self._http_task: asyncio.Task | None = None
+        self.grpc_port = 0
+        self.http_port = 0
+        self.warmup_seconds = 0.0
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        """Listen on both ports (not ready yet)."""
+        s = self.settings
+        server = grpc.aio.server(options=[
+            ("grpc.max_receive_message_length", s.max_message_bytes + 64 * MIB),
+            ("grpc.max_send_message_length", max(s.max_message_bytes, 256 * MIB)),
+            ("grpc.so_reuseport", 0),
+        ])
+        server.add_generic_rpc_handlers((generic_handler(LossServicer(self.plane)),))
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+             reflection.SERVICE_NAME), server)
+        for name in ("", SERVICE_NAME):
+            await self._set_health(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.grpc_port = server.add_insecure_port(_address(s.host, s.grpc_port))
+        await server.start()
+        self.grpc_server = server
+        config = uvicorn.Config(build_http_app(self.plane), host=s.host, port=s.http_port,
+                                log_level="warning", lifespan="off", access_log=False)
+        self.http_server = _EmbeddedUvicorn(config)
+        self._http_task = asyncio.create_task(self.http_server.serve())
+        while not self.http_server.started:
+            if self._http_task.done():
+                self._http_task.result()  # raises the bind error
+                raise RuntimeError("HTTP server stopped during start-up")
+            await asyncio.sleep(0.01)
+        self.http_port = self.http_server.servers[0].sockets[0].getsockname()[1]
+
+    async def warm_up(self) -> None:
+        """Compile every kernel signature, then report SERVING."""
+        if self.settings.warmup:
+            start = time.perf_counter()
+            timings = await asyncio.get_running_loop().run_in_executor(None, warm_up)
+            self.warmup_seconds = time.perf_counter() - start
+            log.info("warm-up done", extra={"seconds": round(self.warmup_seconds, 3),
+                                            "losses": len(timings)})
+        self.plane.ready = True
+        for name in ("", SERVICE_NAME):
+            await self._set_health(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def _set_health(self, name: str, status: Any) -> None:
+        result = self.health.set(name, status)
+        if asyncio.iscoroutine(result):
+            await result
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Graceful shutdown: NOT_SERVING, refuse new calls, drain in-flight calls."""
+        if self._stopped.is_set():
+            return
+        grace = self.settings.grace if grace is None else grace
+        log.info("shutting down", extra={"grace_seconds": grace})
+        self.plane.draining = True
+        for name in ("", SERVICE_NAME):
+            await self._set_health(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self.settings.drain_delay > 0:
+            await asyncio.sleep(self.settings.drain_delay)
+        if self.grpc_server is not None:
+            await self.grpc_server.stop(grace)
+        if self.http_server is not None:
+            self.http_server.should_exit = True
+        if self._http_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._http_task, timeout=grace + 1)
+        self.plane.close()
+        self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+
+async def serve(settings: Settings, announce: Any = print) -> int:
+    """Run a server until SIGTERM/SIGINT; return the exit status."""
+    app = App(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(app.stop()))
+    started = time.perf_counter()
+    await app.start()
+    announce(f"lossd grpc listening on {_address(settings.host, app.grpc_port)}")
+    announce(f"lossd http listening on {_address(settings.host, app.http_port)}")
+    await app.warm_up()
+    announce(f"lossd ready in {time.perf_counter() - started:.2f}s "
+             f"(warm-up {app.warmup_seconds:.2f}s)")
+    await app.wait_stopped()
+    announce("lossd stopped")
+    return 0

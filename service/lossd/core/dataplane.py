@@ -1,0 +1,94 @@
+"""The transport-neutral core both transports call: admission, validation and compute
+in a worker thread (kernels release the GIL), with per-phase timings.
+
+A transport decodes its wire format into NumPy arrays and Python scalars, awaits
+:meth:`DataPlane.evaluate`, and encodes the :class:`EvaluateResult`. It never sees a
+kernel; the core never sees a wire message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from lossd.core.admission import Admission
+from lossd.core.evaluate import run
+from lossd.core.validation import prepare
+from lossd.settings import Settings
+from lossd_client.errors import DeadlineExceeded, LossdError, Unavailable
+from lossd_client.result import EvaluateResult
+
+
+@dataclass
+class Timings:
+    """Seconds spent per phase of one call (filled as the call proceeds)."""
+
+    phases: dict[str, float] = field(default_factory=dict)
+    loss_id: str = ""
+    dtype: str = ""
+    elements: int = 0
+
+
+class DataPlane:
+    """Evaluations for every transport: one executor, one admission limit."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.executor = ThreadPoolExecutor(settings.worker_count, thread_name_prefix="lossd-compute")
+        self.admission = Admission(settings.max_in_flight, settings.max_queued_bytes)
+        self.ready = False
+        self.draining = False  # set on SIGTERM: readiness fails; transports refuse new calls
+
+    @staticmethod
+    def new_request_id(given: str = "") -> str:
+        return given[:128] if given else uuid.uuid4().hex
+
+    async def evaluate(self, loss: str, inputs: Mapping[str, Any], params: Mapping[str, Any],
+                       grads: Iterable[str] | None, *, request_id: str, nbytes: int,
+                       timings: Timings, deadline: float | None = None) -> EvaluateResult:
+        """Validate and compute one request; raises typed LossdErrors.
+
+        ``deadline`` is a ``time.monotonic()`` instant after which the call is not computed.
+        """
+        if not self.ready:
+            raise Unavailable("server is warming up (compiling kernels); retry shortly")
+        queued = time.perf_counter()
+        with self.admission.slot(nbytes):
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(
+                self.executor, self._work, loss, inputs, params, grads, request_id, timings,
+                deadline, queued)
+
+    def _work(self, loss: str, inputs: Mapping[str, Any], params: Mapping[str, Any],
+              grads: Iterable[str] | None, request_id: str, timings: Timings,
+              deadline: float | None, queued: float) -> EvaluateResult:
+        start = time.perf_counter()
+        timings.phases["queue"] = start - queued
+        if deadline is not None and time.monotonic() >= deadline:
+            raise DeadlineExceeded("the call's deadline passed before it was computed")
+        try:
+            call = prepare(loss, inputs, params, grads, request_id, self.settings.max_elements)
+        finally:
+            timings.phases["validate"] = time.perf_counter() - start
+        timings.loss_id = call.spec.id
+        timings.dtype = call.dtype.name
+        timings.elements = sum(a.size for a in call.inputs.values())
+        begin = time.perf_counter()
+        try:
+            return run(call)
+        finally:
+            timings.phases["compute"] = time.perf_counter() - begin
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def is_client_error(error: LossdError) -> bool:
+    """True for errors caused by the request rather than the server."""
+    return error.code.name in {"INVALID_ARGUMENT", "NOT_FOUND", "RESOURCE_EXHAUSTED",
+                               "UNAUTHENTICATED", "PERMISSION_DENIED", "DEADLINE_EXCEEDED",
+                               "CANCELLED"}

@@ -1,0 +1,135 @@
+"""The LossService servicer: each handler converts, awaits the data plane, converts back.
+
+Errors are mapped once, here: a LossdError becomes its status code with the message and
+``google.rpc.BadRequest`` field violations in the ``grpc-status-details-bin`` trailer;
+any other exception is logged with the request id and returned as INTERNAL without a
+traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, AsyncIterator
+
+import grpc
+
+from lossd import __version__
+from lossd.core.dataplane import DataPlane, Timings
+from lossd.grpc.convert import decode_request, encode_result, list_losses_response
+from lossd_client._proto.lossd.v1 import lossd_pb2 as pb
+from lossd_client.errors import (
+    STATUS_DETAILS_KEY,
+    Internal,
+    LossdError,
+    ResourceExhausted,
+    encode_status_details,
+    to_error_status,
+)
+
+log = logging.getLogger("lossd.grpc")
+
+
+class Oversized:
+    """Stand-in for a request whose serialized size is over the limit (not parsed)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+def checked_deserializer(limit: int):
+    """A request deserializer that refuses to parse messages over ``limit`` bytes."""
+    def deserialize(raw: bytes) -> Any:
+        if len(raw) > limit:
+            return Oversized(len(raw))
+        return pb.EvaluateRequest.FromString(raw)
+    return deserialize
+
+
+def oversized_error(size: int, limit: int) -> ResourceExhausted:
+    return ResourceExhausted(f"request of {size} bytes exceeds the limit of {limit} bytes "
+                             f"(raise it with --max-message-bytes / LOSSD_MAX_MESSAGE_BYTES)")
+
+
+class LossServicer:
+    """Handlers of lossd.v1.LossService over one DataPlane."""
+
+    def __init__(self, plane: DataPlane, observer: Any = None) -> None:
+        self.plane = plane
+        self.observer = observer
+        self.limit = plane.settings.max_message_bytes
+        self._schemas = list_losses_response(__version__)
+
+    async def _evaluate(self, request: Any, context: grpc.aio.ServicerContext | None,
+                        method: str) -> pb.EvaluateResponse:
+        """One evaluation; raises LossdError (or any exception, mapped by the caller)."""
+        timings = Timings()
+        request_id = self.plane.new_request_id(getattr(request, "request_id", ""))
+        timings.request_id = request_id  # type: ignore[attr-defined]
+        if isinstance(request, Oversized):
+            raise oversized_error(request.size, self.limit)
+        start = time.perf_counter()
+        try:
+            inputs, params, grads = decode_request(request)
+        finally:
+            timings.phases["decode"] = time.perf_counter() - start
+        deadline = None
+        if context is not None and context.time_remaining() is not None:
+            deadline = time.monotonic() + context.time_remaining()
+        result = await self.plane.evaluate(request.loss, inputs, params, grads,
+                                           request_id=request_id, nbytes=request.ByteSize(),
+                                           timings=timings, deadline=deadline)
+        start = time.perf_counter()
+        response = encode_result(result)
+        response.request_id = request_id
+        timings.phases["encode"] = time.perf_counter() - start
+        return response
+
+    async def Evaluate(self, request: Any, context: grpc.aio.ServicerContext) -> pb.EvaluateResponse:
+        try:
+            return await self._evaluate(request, context, "Evaluate")
+        except Exception as exc:  # noqa: BLE001 - mapped once, here
+            error = self._as_error(exc, request)
+            await context.abort(error.code, error.message,
+                                trailing_metadata=((STATUS_DETAILS_KEY, encode_status_details(error)),))
+            raise  # unreachable: abort raises
+
+    async def EvaluateStream(self, requests: AsyncIterator[Any],
+                             context: grpc.aio.ServicerContext) -> AsyncIterator[pb.EvaluateStreamResponse]:
+        async for request in requests:
+            try:
+                response = await self._evaluate(request, context, "EvaluateStream")
+                yield pb.EvaluateStreamResponse(response=response, request_id=response.request_id)
+            except Exception as exc:  # noqa: BLE001 - becomes an error response; the stream goes on
+                error = self._as_error(exc, request)
+                yield pb.EvaluateStreamResponse(error=to_error_status(error),
+                                                request_id=getattr(request, "request_id", ""))
+
+    async def ListLosses(self, request: pb.ListLossesRequest,
+                         context: grpc.aio.ServicerContext) -> pb.ListLossesResponse:
+        return self._schemas
+
+    @staticmethod
+    def _as_error(exc: Exception, request: Any) -> LossdError:
+        if isinstance(exc, LossdError):
+            return exc
+        request_id = getattr(request, "request_id", "") or "-"
+        log.error("unexpected error", exc_info=exc, extra={"request_id": request_id})
+        return Internal(f"internal error (request id {request_id}); the server log has details")
+
+
+def generic_handler(servicer: LossServicer) -> grpc.GenericRpcHandler:
+    """Method handlers with the size-checking deserializer for both evaluation RPCs."""
+    deserialize = checked_deserializer(servicer.limit)
+    handlers = {
+        "Evaluate": grpc.unary_unary_rpc_method_handler(
+            servicer.Evaluate, request_deserializer=deserialize,
+            response_serializer=pb.EvaluateResponse.SerializeToString),
+        "EvaluateStream": grpc.stream_stream_rpc_method_handler(
+            servicer.EvaluateStream, request_deserializer=deserialize,
+            response_serializer=pb.EvaluateStreamResponse.SerializeToString),
+        "ListLosses": grpc.unary_unary_rpc_method_handler(
+            servicer.ListLosses, request_deserializer=pb.ListLossesRequest.FromString,
+            response_serializer=pb.ListLossesResponse.SerializeToString),
+    }
+    return grpc.method_handlers_generic_handler("lossd.v1.LossService", handlers)
