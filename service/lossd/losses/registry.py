@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 
 from lossd.losses import (
+    l1,
     binary_cross_entropy,
     contrastive,
     mse,
@@ -19,6 +20,7 @@ from lossd.spec import LossSpec
 from lossd_client.errors import NotFound
 
 SPECS: tuple[LossSpec, ...] = (
+    l1.SPEC,
     mse.SPEC,
     softmax_cross_entropy.SPEC,
     sigmoid_cross_entropy.SPEC,

@@ -1,0 +1,64 @@
+"""l1: mean absolute error (PyTorch ``F.l1_loss``).
+
+    d_i = x_i - y_i,   l_i = |d_i|                       (shape of input)
+    dR/dx_i = s sign(d_i),  dR/dy_i = -s sign(d_i),   sign(0) = 0 (README §7)
+
+``input`` x and ``target`` y: floating, identical shapes of any rank >= 1. ``mean``
+divides by the element count M, ``batchmean`` by N; s is that factor (1 for none/sum).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lossd.core import checks
+from lossd.kernels.jit import boolean, dual, f64, for_floats, prange, ro, rw
+from lossd.losses import _elementwise
+from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec
+
+
+@dual(for_floats(lambda f: f64(ro(f), ro(f), f64, rw(f), rw(f), rw(f), boolean, boolean)))
+def _l1(x, y, s, out, gx, gy, want_x, want_y):  # pragma: no cover - compiled
+    keep = out.size > 0
+    total = 0.0
+    for i in prange(x.size):
+        d = np.float64(x[i]) - np.float64(y[i])
+        a = abs(d)
+        total += a
+        if keep:
+            out[i] = a
+        g = s if d > 0.0 else (-s if d < 0.0 else 0.0)
+        if want_x:
+            gx[i] = g
+        if want_y:
+            gy[i] = -g
+    return total
+
+
+def compute(call: Call) -> LossOutput:
+    return _elementwise.run(call, _l1, ("input", "target"))
+
+
+def validate(call: Call) -> None:
+    checks.same_shape(call, "target", "input")
+
+
+def examples(dtype: np.dtype) -> list:
+    x = np.linspace(-1, 1, 6, dtype=dtype).reshape(2, 3)
+    return [({"input": x, "target": x[::-1].copy()}, {})]
+
+
+SPEC = LossSpec(
+    id="l1",
+    summary="Mean absolute error: l = |input - target| elementwise.",
+    aliases=("l1_loss",),
+    inputs=(
+        InputSpec("input", Kind.FLOAT, "any shape (N, ...)", "prediction", differentiable=True),
+        InputSpec("target", Kind.FLOAT, "same shape as input", "reference value", differentiable=True),
+    ),
+    params=(),
+    loss_shape="shape of input",
+    compute=compute,
+    validate=validate,
+    examples=examples,
+)
