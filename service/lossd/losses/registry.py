@@ -8,11 +8,11 @@ from __future__ import annotations
 import difflib
 
 from lossd.losses import (
-    l1,
     binary_cross_entropy,
     contrastive,
     mse,
     softmax_cross_entropy,
+    categorical_cross_entropy,
     sigmoid_cross_entropy,
     triplet_margin,
 )
@@ -20,9 +20,9 @@ from lossd.spec import LossSpec
 from lossd_client.errors import NotFound
 
 SPECS: tuple[LossSpec, ...] = (
-    l1.SPEC,
     mse.SPEC,
     softmax_cross_entropy.SPEC,
+    categorical_cross_entropy.SPEC,
     sigmoid_cross_entropy.SPEC,
     binary_cross_entropy.SPEC,
     contrastive.SPEC,
