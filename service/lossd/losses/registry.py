@@ -9,11 +9,12 @@ import difflib
 
 from lossd.losses import (
     binary_cross_entropy,
+    categorical_cross_entropy,
     contrastive,
     mse,
-    softmax_cross_entropy,
-    categorical_cross_entropy,
     sigmoid_cross_entropy,
+    sigmoid_focal,
+    softmax_cross_entropy,
     triplet_margin,
 )
 from lossd.spec import LossSpec
@@ -27,6 +28,7 @@ SPECS: tuple[LossSpec, ...] = (
     binary_cross_entropy.SPEC,
     contrastive.SPEC,
     triplet_margin.SPEC,
+    sigmoid_focal.SPEC,
 )
 
 BY_ID: dict[str, LossSpec] = {spec.id: spec for spec in SPECS}

@@ -1,0 +1,105 @@
+"""sigmoid_focal: binary / multi-label focal loss (torchvision ``sigmoid_focal_loss``).
+
+``logits`` x: float, any shape; ``targets`` t: same shape, float in [0, 1] (not
+differentiated). With p = sigmoid(x), elementwise:
+
+    CE  = max(x, 0) - x t + log1p(exp(-|x|))
+    q   = 1 - p_t = (1 - t) sigmoid(x) + t sigmoid(-x)
+    a_t = alpha t + (1 - alpha)(1 - t)   (alpha >= 0),   1 (alpha < 0: weighting disabled)
+    l   = a_t q^gamma CE                                            (shape of logits)
+
+Gradient (r = 1 for none/sum, 1/M for mean over all M elements, 1/N for batchmean):
+
+    dR/dx = r a_t [ gamma q^(gamma-1) (1 - 2t) p(1-p) CE + q^gamma (p - t) ]
+          = r a_t q^gamma [ gamma (1 - 2t) (p(1-p)/q) CE + (p - t) ]
+
+The second, singularity-free form is evaluated: p(1-p)/q <= 1 (= 1 - q for binary t),
+and the term is 0 where q = 0 (saturated binary targets). p - t = (1 - t) sigmoid(x)
+- t sigmoid(-x) and p(1-p) = sigmoid(x) sigmoid(-x) keep full precision for large |x|.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from lossd.core import checks
+from lossd.kernels.jit import boolean, dual, f64, for_floats, prange, ro, rw
+from lossd.kernels.reduction import scale
+from lossd.losses.common import finish, grad_buffer, grads_of, loss_buffer
+from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
+
+
+@dual(for_floats(lambda f: f64(ro(f), ro(f), f64, f64, f64, rw(f), rw(f), boolean)))
+def _focal(x, t, alpha, gamma, r, out, gx, want):  # pragma: no cover - compiled
+    keep = out.size > 0
+    total = 0.0
+    for i in prange(x.size):
+        xi = np.float64(x[i])
+        ti = np.float64(t[i])
+        e = math.exp(-abs(xi))
+        if xi >= 0.0:
+            sp = 1.0 / (1.0 + e)
+            sn = e / (1.0 + e)
+        else:
+            sp = e / (1.0 + e)
+            sn = 1.0 / (1.0 + e)
+        ce = max(xi, 0.0) - xi * ti + math.log1p(e)
+        q = (1.0 - ti) * sp + ti * sn
+        at = alpha * ti + (1.0 - alpha) * (1.0 - ti) if alpha >= 0.0 else 1.0
+        qg = q ** gamma
+        value = at * qg * ce
+        total += value
+        if keep:
+            out[i] = value
+        if want:
+            pmt = (1.0 - ti) * sp - ti * sn
+            focus = 0.0
+            if q > 0.0 and gamma != 0.0:
+                focus = gamma * (1.0 - 2.0 * ti) * (sp * sn / q) * ce
+            gx[i] = r * at * qg * (focus + pmt)
+    return total
+
+
+def compute(call: Call) -> LossOutput:
+    x = call.inputs["logits"]
+    t = call.inputs["targets"]
+    r = scale(call.reduction, x.size, call.n)
+    out = loss_buffer(call, x.size)
+    gx = grad_buffer(call, "logits")
+    total = _focal.call(x.size, x.ravel(), t.ravel(), call.params["alpha"], call.params["gamma"], r,
+                        out, gx, call.wants("logits"))
+    return LossOutput(finish(call, total, r, out, x.shape), grads_of(call, logits=gx))
+
+
+def validate(call: Call) -> None:
+    checks.same_shape(call, "targets", "logits")
+    checks.values_in(call, "targets", 0.0, 1.0, words="(probability targets)")
+
+
+def examples(dtype: np.dtype) -> list:
+    x = np.array([[0.5, -1.0, 2.0], [0.0, 0.3, -0.2]], dtype)
+    t = np.array([[1.0, 0.0, 0.0], [0.5, 1.0, 0.0]], dtype)
+    return [({"logits": x, "targets": t}, {})]
+
+
+SPEC = LossSpec(
+    id="sigmoid_focal",
+    summary="Sigmoid focal loss a_t (1 - p_t)^gamma BCE(logits, targets), elementwise.",
+    aliases=("focal_loss",),
+    inputs=(
+        InputSpec("logits", Kind.FLOAT, "any shape (N, ...)", "logits", differentiable=True),
+        InputSpec("targets", Kind.FLOAT, "same shape as logits",
+                  "targets in [0, 1] (soft targets allowed; not differentiated)"),
+    ),
+    params=(
+        ParamSpec("alpha", float, 0.25, "weight of the positive class; a negative value disables "
+                  "the alpha weighting", maximum=1.0, range="real in [0, 1], or negative to disable"),
+        ParamSpec("gamma", float, 2.0, "focusing exponent", minimum=0.0),
+    ),
+    loss_shape="shape of logits",
+    compute=compute,
+    validate=validate,
+    examples=examples,
+)
