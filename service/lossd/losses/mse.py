@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from lossd.core import checks
 from lossd.kernels.jit import boolean, dual, f64, for_floats, prange, ro, rw
 from lossd.kernels.reduction import scale
 from lossd.losses.common import finish, grad_buffer, grads_of, loss_buffer
-from lossd.core import checks
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec
 
 
