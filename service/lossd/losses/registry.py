@@ -8,6 +8,9 @@ from __future__ import annotations
 import difflib
 
 from lossd.losses import (
+    euclidean,
+    l2_distance,
+    l2_loss,
     binary_cross_entropy,
     categorical_cross_entropy,
     contrastive,
@@ -21,6 +24,9 @@ from lossd.spec import LossSpec
 from lossd_client.errors import NotFound
 
 SPECS: tuple[LossSpec, ...] = (
+    euclidean.SPEC,
+    l2_distance.SPEC,
+    l2_loss.SPEC,
     mse.SPEC,
     softmax_cross_entropy.SPEC,
     categorical_cross_entropy.SPEC,

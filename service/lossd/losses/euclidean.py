@@ -1,0 +1,65 @@
+"""euclidean: Caffe ``EuclideanLoss``, half the squared distance per sample.
+
+    d_n = x_n - y_n,   l_n = sum_j d_{n,j}^2 / 2                      (shape (N,))
+    dR/dx = s d,  dR/dy = -s d
+
+``input`` x and ``target`` y: floating, identical shapes (N, ...) of rank >= 1. ``mean``
+(the default) and ``batchmean`` divide by N, giving Caffe's sum_n ||d_n||^2 / (2N).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lossd.core import checks
+from lossd.kernels.jit import boolean, dual, f64, for_floats, prange, ro, rw
+from lossd.losses import _elementwise
+from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec
+
+
+@dual(for_floats(lambda f: f64(ro(f, 2), ro(f, 2), f64, rw(f), rw(f, 2), rw(f, 2), boolean, boolean)))
+def _euclidean(x, y, s, out, gx, gy, want_x, want_y):  # pragma: no cover - compiled
+    rows, cols = x.shape
+    keep = out.size > 0
+    total = 0.0
+    for r in prange(rows):
+        ss = 0.0
+        for j in range(cols):
+            d = np.float64(x[r, j]) - np.float64(y[r, j])
+            ss += d * d
+            if want_x:
+                gx[r, j] = s * d
+            if want_y:
+                gy[r, j] = -s * d
+        total += 0.5 * ss
+        if keep:
+            out[r] = 0.5 * ss
+    return total
+
+
+def compute(call: Call) -> LossOutput:
+    return _elementwise.run(call, _euclidean, ("input", "target"), rows=True)
+
+
+def validate(call: Call) -> None:
+    checks.same_shape(call, "target", "input")
+
+
+def examples(dtype: np.dtype) -> list:
+    x = np.linspace(-1, 1, 6, dtype=dtype).reshape(2, 3)
+    return [({"input": x, "target": x[::-1].copy()}, {})]
+
+
+SPEC = LossSpec(
+    id="euclidean",
+    summary="Caffe EuclideanLoss: l_n = ||input_n - target_n||^2 / 2 per sample; mean = sum / N.",
+    inputs=(
+        InputSpec("input", Kind.FLOAT, "any shape (N, ...)", "prediction", differentiable=True),
+        InputSpec("target", Kind.FLOAT, "same shape as input", "reference value", differentiable=True),
+    ),
+    params=(),
+    loss_shape="(N,)",
+    compute=compute,
+    validate=validate,
+    examples=examples,
+)

@@ -1,0 +1,69 @@
+"""l2_loss: half the squared L2 norm of the error (TensorFlow ``tf.nn.l2_loss(x - y)``).
+
+    d_i = x_i - y_i  (y = 0 when target is absent),   l_i = d_i^2 / 2   (shape of input)
+    dR/dx_i = s d_i,  dR/dy_i = -s d_i
+
+``input`` x and optional ``target`` y: floating, identical shapes of any rank >= 1.
+The default reduction is ``sum``, so the default result is ``tf.nn.l2_loss(x - y)``;
+``mean`` divides by the element count M, ``batchmean`` by N; s is that factor.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lossd.core import checks
+from lossd.kernels.jit import boolean, dual, f64, for_floats, prange, ro, rw
+from lossd.losses import _elementwise
+from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec
+
+
+@dual(for_floats(lambda f: f64(ro(f), ro(f), f64, rw(f), rw(f), rw(f), boolean, boolean)))
+def _l2_loss(x, y, s, out, gx, gy, want_x, want_y):  # pragma: no cover - compiled
+    keep = out.size > 0
+    has_y = y.size > 0
+    total = 0.0
+    for i in prange(x.size):
+        d = np.float64(x[i])
+        if has_y:
+            d -= np.float64(y[i])
+        v = 0.5 * d * d
+        total += v
+        if keep:
+            out[i] = v
+        g = s * d
+        if want_x:
+            gx[i] = g
+        if want_y:
+            gy[i] = -g
+    return total
+
+
+def compute(call: Call) -> LossOutput:
+    return _elementwise.run(call, _l2_loss, ("input", "target"))
+
+
+def validate(call: Call) -> None:
+    checks.same_shape(call, "target", "input")
+
+
+def examples(dtype: np.dtype) -> list:
+    x = np.linspace(-1, 1, 6, dtype=dtype).reshape(2, 3)
+    return [({"input": x, "target": x[::-1].copy()}, {}), ({"input": x}, {})]
+
+
+SPEC = LossSpec(
+    id="l2_loss",
+    summary="Half the squared L2 norm of the error: l = (input - target)^2 / 2, reduced by sum.",
+    inputs=(
+        InputSpec("input", Kind.FLOAT, "any shape (N, ...)", "prediction", differentiable=True),
+        InputSpec("target", Kind.FLOAT, "same shape as input", "reference value (zeros when absent)",
+                  differentiable=True, required=False),
+    ),
+    params=(),
+    loss_shape="shape of input",
+    compute=compute,
+    validate=validate,
+    examples=examples,
+    default_reduction="sum",
+)
