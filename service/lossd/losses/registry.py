@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 
 from lossd.losses import (
+    arcface,
     euclidean,
     l2_distance,
     l2_loss,
@@ -24,6 +25,7 @@ from lossd.spec import LossSpec
 from lossd_client.errors import NotFound
 
 SPECS: tuple[LossSpec, ...] = (
+    arcface.SPEC,
     euclidean.SPEC,
     l2_distance.SPEC,
     l2_loss.SPEC,
