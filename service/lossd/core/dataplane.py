@@ -17,7 +17,9 @@ from typing import Any, Iterable, Mapping
 
 from lossd.core.admission import Admission
 from lossd.core.evaluate import run
+from lossd.core.observer import NullObserver, Observer
 from lossd.core.validation import prepare
+from lossd.losses.registry import canonical_id
 from lossd.settings import Settings
 from lossd_client.errors import DeadlineExceeded, LossdError, Unavailable
 from lossd_client.result import EvaluateResult
@@ -31,6 +33,7 @@ class Timings:
     loss_id: str = ""
     dtype: str = ""
     elements: int = 0
+    request_id: str = ""
 
 
 class DataPlane:
@@ -40,6 +43,7 @@ class DataPlane:
         self.settings = settings
         self.executor = ThreadPoolExecutor(settings.worker_count, thread_name_prefix="lossd-compute")
         self.admission = Admission(settings.max_in_flight, settings.max_queued_bytes)
+        self.observer: Observer = NullObserver()
         self.ready = False
         self.draining = False  # set on SIGTERM: readiness fails; transports refuse new calls
 
@@ -54,6 +58,7 @@ class DataPlane:
 
         ``deadline`` is a ``time.monotonic()`` instant after which the call is not computed.
         """
+        timings.loss_id = canonical_id(loss) or "unknown"
         if not self.ready:
             raise Unavailable("server is warming up (compiling kernels); retry shortly")
         queued = time.perf_counter()

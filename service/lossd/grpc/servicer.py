@@ -8,6 +8,7 @@ traceback.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any, AsyncIterator
@@ -16,10 +17,12 @@ import grpc
 
 from lossd import __version__
 from lossd.core.dataplane import DataPlane, Timings
+from lossd.core.observer import CallRecord
 from lossd.grpc.convert import decode_request, encode_result, list_losses_response
 from lossd_client._proto.lossd.v1 import lossd_pb2 as pb
 from lossd_client.errors import (
     STATUS_DETAILS_KEY,
+    Cancelled,
     Internal,
     LossdError,
     ResourceExhausted,
@@ -61,11 +64,10 @@ class LossServicer:
         self._schemas = list_losses_response(__version__)
 
     async def _evaluate(self, request: Any, context: grpc.aio.ServicerContext | None,
-                        method: str) -> pb.EvaluateResponse:
+                        timings: Timings) -> pb.EvaluateResponse:
         """One evaluation; raises LossdError (or any exception, mapped by the caller)."""
-        timings = Timings()
         request_id = self.plane.new_request_id(getattr(request, "request_id", ""))
-        timings.request_id = request_id  # type: ignore[attr-defined]
+        timings.request_id = request_id
         if isinstance(request, Oversized):
             raise oversized_error(request.size, self.limit)
         start = time.perf_counter()
@@ -85,23 +87,49 @@ class LossServicer:
         timings.phases["encode"] = time.perf_counter() - start
         return response
 
-    async def Evaluate(self, request: Any, context: grpc.aio.ServicerContext) -> pb.EvaluateResponse:
+    async def _observed(self, request: Any, context: grpc.aio.ServicerContext, method: str
+                        ) -> tuple[pb.EvaluateResponse | None, LossdError | None]:
+        """Run one evaluation and report it to the observer; never raises."""
+        observer = self.plane.observer
+        observer.call_started("grpc")
+        timings = Timings()
+        start = time.perf_counter()
+        response: pb.EvaluateResponse | None = None
+        error: LossdError | None = None
         try:
-            return await self._evaluate(request, context, "Evaluate")
+            response = await self._evaluate(request, context, timings)
+        except asyncio.CancelledError:
+            error = Cancelled("the client cancelled the call")
+            raise
         except Exception as exc:  # noqa: BLE001 - mapped once, here
             error = self._as_error(exc, request)
+        finally:
+            size = request.size if isinstance(request, Oversized) else request.ByteSize()
+            observer.call_finished(CallRecord(
+                transport="grpc", method=method, loss=timings.loss_id or "unknown",
+                code="OK" if error is None else error.code.name,
+                duration=time.perf_counter() - start, phases=dict(timings.phases),
+                request_bytes=size, response_bytes=response.ByteSize() if response is not None else 0,
+                request_id=timings.request_id, dtype=timings.dtype, elements=timings.elements,
+                message="" if error is None else error.message))
+        return response, error
+
+    async def Evaluate(self, request: Any, context: grpc.aio.ServicerContext) -> pb.EvaluateResponse:
+        response, error = await self._observed(request, context, "Evaluate")
+        if error is not None:
             await context.abort(error.code, error.message,
                                 trailing_metadata=((STATUS_DETAILS_KEY, encode_status_details(error)),))
-            raise  # unreachable: abort raises
+        assert response is not None
+        return response
 
     async def EvaluateStream(self, requests: AsyncIterator[Any],
                              context: grpc.aio.ServicerContext) -> AsyncIterator[pb.EvaluateStreamResponse]:
         async for request in requests:
-            try:
-                response = await self._evaluate(request, context, "EvaluateStream")
+            response, error = await self._observed(request, context, "EvaluateStream")
+            if error is None:
+                assert response is not None
                 yield pb.EvaluateStreamResponse(response=response, request_id=response.request_id)
-            except Exception as exc:  # noqa: BLE001 - becomes an error response; the stream goes on
-                error = self._as_error(exc, request)
+            else:  # an error response; the stream goes on
                 yield pb.EvaluateStreamResponse(error=to_error_status(error),
                                                 request_id=getattr(request, "request_id", ""))
 
