@@ -19,6 +19,7 @@ from lossd.losses import (
     sigmoid_cross_entropy,
     sigmoid_focal,
     softmax_cross_entropy,
+    nll_loss,
     triplet_margin,
 )
 from lossd.spec import LossSpec
@@ -31,6 +32,7 @@ SPECS: tuple[LossSpec, ...] = (
     l2_loss.SPEC,
     mse.SPEC,
     softmax_cross_entropy.SPEC,
+    nll_loss.SPEC,
     categorical_cross_entropy.SPEC,
     sigmoid_cross_entropy.SPEC,
     binary_cross_entropy.SPEC,
