@@ -9,17 +9,18 @@ import difflib
 
 from lossd.losses import (
     arcface,
-    euclidean,
-    l2_distance,
-    l2_loss,
     binary_cross_entropy,
     categorical_cross_entropy,
     contrastive,
+    euclidean,
+    l2_distance,
+    l2_loss,
     mse,
+    nll_loss,
     sigmoid_cross_entropy,
     sigmoid_focal,
     softmax_cross_entropy,
-    nll_loss,
+    softmax_focal,
     triplet_margin,
 )
 from lossd.spec import LossSpec
@@ -39,6 +40,7 @@ SPECS: tuple[LossSpec, ...] = (
     contrastive.SPEC,
     triplet_margin.SPEC,
     sigmoid_focal.SPEC,
+    softmax_focal.SPEC,
 )
 
 BY_ID: dict[str, LossSpec] = {spec.id: spec for spec in SPECS}

@@ -1,0 +1,139 @@
+"""Tests of softmax_focal (metric.md §2b)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import lossd
+import lossd_client
+from tests.losses.harness import check_against_reference, check_finite_differences
+from tests.reference.softmax_focal import reference
+
+LOSS = "softmax_focal"
+DTYPES = [np.float32, np.float64]
+SHAPES = [(1, 4), (7, 3), (517, 9)]          # batch 1, odd, >= 4096 elements (parallel build)
+REDUCTIONS = ["none", "sum", "mean", "batchmean"]
+VARIANTS = [{}, {"gamma": 0.0}, {"alpha": 0.25, "gamma": 0.5}, {"alpha": 2.0, "gamma": 3.3},
+            {"class_alpha": True}, {"class_alpha": True, "alpha": 5.0, "gamma": 1.0}]
+
+
+def make(shape, dtype, seed=0, class_alpha=False, scale=2.0):
+    rng = np.random.default_rng(seed)
+    n, c = shape
+    inputs = {"logits": (rng.standard_normal(shape) * scale).astype(dtype), "labels": rng.integers(0, c, n)}
+    if class_alpha:
+        inputs["class_alpha"] = rng.random(c).astype(dtype)
+    return inputs
+
+
+def _split(variant):
+    params = dict(variant)
+    return params.pop("class_alpha", False), params
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(f"{k}={v[k]}" for k in v) or "default")
+def test_against_reference(dtype, shape, reduction, variant):
+    with_alpha, params = _split(variant)
+    inputs = make(shape, dtype, seed=shape[0], class_alpha=with_alpha)
+    check_against_reference(LOSS, inputs, {"reduction": reduction, **params}, reference)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(f"{k}={v[k]}" for k in v) or "default")
+def test_finite_differences(variant):
+    with_alpha, params = _split(variant)
+    inputs = make((4, 3), np.float64, seed=7, class_alpha=with_alpha)
+    check_finite_differences(LOSS, inputs, {"reduction": "sum", **params})
+    check_finite_differences(LOSS, inputs, {"reduction": "mean", **params})
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gamma_zero_alpha_one_is_cross_entropy(dtype):
+    inputs = make((9, 5), dtype, seed=3)
+    z = inputs["logits"].astype(np.float64)
+    y = inputs["labels"]
+    lse = np.log(np.sum(np.exp(z - z.max(1, keepdims=True)), 1)) + z.max(1)
+    ce = lse - z[np.arange(9), y]
+    res = lossd.evaluate(LOSS, inputs, {"gamma": 0.0, "alpha": 1.0, "reduction": "none"})
+    tol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(res.loss, ce, rtol=tol)
+    soft = np.exp(z - lse[:, None])
+    soft[np.arange(9), y] -= 1
+    np.testing.assert_allclose(res.grads["logits"], soft, rtol=tol * 10, atol=tol)
+    # the same through softmax_cross_entropy (framework loss)
+    ce_res = lossd.evaluate("softmax_cross_entropy", {"input": inputs["logits"], "target": y})
+    focal = lossd.evaluate(LOSS, inputs, {"gamma": 0.0})
+    np.testing.assert_allclose(focal.loss, ce_res.loss, rtol=tol)
+    np.testing.assert_allclose(focal.grads["logits"], ce_res.grads["input"], rtol=tol * 10, atol=tol)
+
+
+def test_known_values():
+    # two classes with equal logits: p_y = 1/2
+    z = np.array([[0.0, 0.0], [math.log(3.0), 0.0]])
+    y = np.array([0, 0])
+    res = lossd.evaluate(LOSS, {"logits": z, "labels": y}, {"reduction": "none", "alpha": 0.5, "gamma": 2.0})
+    np.testing.assert_allclose(res.loss, [0.5 * 0.25 * math.log(2), 0.5 * (0.25 ** 2) * math.log(4 / 3)],
+                               rtol=1e-14)
+    # class_alpha replaces alpha
+    res2 = lossd.evaluate(LOSS, {"logits": z, "labels": y, "class_alpha": np.array([0.5, 9.0])},
+                          {"reduction": "none", "alpha": 7.0})
+    np.testing.assert_array_equal(res.loss, res2.loss)
+    np.testing.assert_array_equal(res.grads["logits"], res2.grads["logits"])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_confident_rows_are_finite(dtype):
+    # p_y rounds to 1 (u = 0) and p_y underflows
+    z = np.array([[60.0, -60.0, 0.0], [-60.0, 60.0, 0.0]], dtype)
+    res = lossd.evaluate(LOSS, {"logits": z, "labels": np.array([0, 0])}, {"gamma": 0.5, "reduction": "none"})
+    assert np.all(np.isfinite(res.loss)) and np.all(np.isfinite(res.grads["logits"]))
+    assert res.loss[0] < 1e-20 and res.loss[1] > 100
+    check_against_reference(LOSS, {"logits": z, "labels": np.array([0, 0])}, {"gamma": 0.5}, reference)
+
+
+def test_result_dtype_through_server(client):
+    for dtype in DTYPES:
+        res = client.evaluate(LOSS, make((5, 3), dtype, class_alpha=True))
+        assert res.loss.dtype == dtype and res.grads["logits"].dtype == dtype
+        assert set(res.grads) == {"logits"}
+
+
+REJECTIONS = {
+    "label_high": ({"labels": np.array([0, 3, 1, 2])}, {}, "inputs.labels"),
+    "label_negative": ({"labels": np.array([0, -1, 1, 2])}, {}, "inputs.labels"),
+    "label_float": ({"labels": np.array([0.0, 1.0, 1.0, 2.0])}, {}, "inputs.labels"),
+    "label_shape": ({"labels": np.array([[0, 1, 1, 2]])}, {}, "inputs.labels"),
+    "logits_rank3": ({"logits": np.zeros((4, 3, 2))}, {}, "inputs.logits"),
+    "logits_rank1": ({"logits": np.zeros(4)}, {}, "inputs.logits"),
+    "class_alpha_shape": ({"class_alpha": np.ones(4)}, {}, "inputs.class_alpha"),
+    "class_alpha_negative": ({"class_alpha": np.array([1.0, -0.5, 1.0])}, {}, "inputs.class_alpha"),
+    "class_alpha_mixed": ({"class_alpha": np.ones(3, np.float32)}, {}, "inputs.class_alpha"),
+    "class_alpha_inf": ({"class_alpha": np.array([1.0, np.inf, 1.0])}, {}, "inputs.class_alpha"),
+    "alpha_negative": ({}, {"alpha": -1.0}, "params.alpha"),
+    "gamma_negative": ({}, {"gamma": -0.5}, "params.gamma"),
+    "reduction": ({}, {"reduction": "weighted"}, "params.reduction"),
+    "ignore_index": ({}, {"ignore_index": -100}, "params.ignore_index"),
+}
+
+
+@pytest.mark.parametrize("case", list(REJECTIONS))
+def test_rejections(client, case):
+    over, params, field = REJECTIONS[case]
+    inputs = {**make((4, 3), np.float64), **over}
+    with pytest.raises(lossd_client.InvalidArgument) as exc:
+        client.evaluate(LOSS, inputs, params)
+    assert field in exc.value.message
+    assert field in [v.field for v in exc.value.field_violations]
+
+
+def test_class_alpha_not_differentiable(client):
+    with pytest.raises(lossd_client.InvalidArgument) as exc:
+        client.evaluate(LOSS, make((4, 3), np.float64, class_alpha=True), {}, grads=["class_alpha"])
+    assert "grads" in [v.field for v in exc.value.field_violations]
+    res = client.evaluate(LOSS, make((4, 3), np.float64, class_alpha=True), {})
+    assert set(res.grads) == {"logits"}
