@@ -8,6 +8,8 @@ from __future__ import annotations
 import difflib
 
 from lossd.losses import (
+    huber,
+    smooth_l1,
     arcface,
     binary_cross_entropy,
     categorical_cross_entropy,
@@ -27,6 +29,8 @@ from lossd.spec import LossSpec
 from lossd_client.errors import NotFound
 
 SPECS: tuple[LossSpec, ...] = (
+    huber.SPEC,
+    smooth_l1.SPEC,
     arcface.SPEC,
     euclidean.SPEC,
     l2_distance.SPEC,

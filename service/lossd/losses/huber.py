@@ -1,0 +1,73 @@
+"""huber: Huber loss (PyTorch ``F.huber_loss``).
+
+    d_i = x_i - y_i
+    l_i = 0.5 d_i^2     if |d_i| < delta,   else delta (|d_i| - 0.5 delta)   (shape of input)
+    dR/dx_i = s clamp(d_i, -delta, delta),  dR/dy_i = -dR/dx_i
+
+``input`` x and ``target`` y: floating, identical shapes of any rank >= 1. ``delta`` > 0.
+huber_delta(d) = delta * smooth_l1_{beta=delta}(d). ``mean`` divides by M, ``batchmean`` by N.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lossd.core import checks
+from lossd.kernels.jit import boolean, dual, f64, for_floats, prange, ro, rw
+from lossd.losses import _elementwise
+from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
+
+
+@dual(for_floats(lambda f: f64(ro(f), ro(f), f64, f64, rw(f), rw(f), rw(f), boolean, boolean)))
+def _huber(x, y, delta, s, out, gx, gy, want_x, want_y):  # pragma: no cover - compiled
+    keep = out.size > 0
+    total = 0.0
+    for i in prange(x.size):
+        d = np.float64(x[i]) - np.float64(y[i])
+        a = abs(d)
+        if a < delta:
+            v = 0.5 * d * d
+            g = s * d
+        else:
+            v = delta * (a - 0.5 * delta)
+            g = s * delta if d > 0.0 else -s * delta
+        total += v
+        if keep:
+            out[i] = v
+        if want_x:
+            gx[i] = g
+        if want_y:
+            gy[i] = -g
+    return total
+
+
+def compute(call: Call) -> LossOutput:
+    return _elementwise.run(call, _huber, ("input", "target"), params=(call.params["delta"],))
+
+
+def validate(call: Call) -> None:
+    checks.same_shape(call, "target", "input")
+
+
+def examples(dtype: np.dtype) -> list:
+    x = np.linspace(-2, 2, 6, dtype=dtype).reshape(2, 3)
+    return [({"input": x, "target": np.zeros_like(x)}, {})]
+
+
+SPEC = LossSpec(
+    id="huber",
+    summary="Huber loss: 0.5 d^2 for |d| < delta, else delta (|d| - delta / 2).",
+    aliases=("huber_loss",),
+    inputs=(
+        InputSpec("input", Kind.FLOAT, "any shape (N, ...)", "prediction", differentiable=True),
+        InputSpec("target", Kind.FLOAT, "same shape as input", "reference value", differentiable=True),
+    ),
+    params=(
+        ParamSpec("delta", float, 1.0, "threshold between the quadratic and linear pieces",
+                  minimum=0.0, exclusive_minimum=True),
+    ),
+    loss_shape="shape of input",
+    compute=compute,
+    validate=validate,
+    examples=examples,
+)

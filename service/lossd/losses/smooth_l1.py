@@ -1,0 +1,73 @@
+"""smooth_l1: Fast R-CNN smooth L1 loss (PyTorch ``F.smooth_l1_loss``).
+
+    d_i = x_i - y_i
+    l_i = 0.5 d_i^2 / beta     if |d_i| < beta,   else |d_i| - 0.5 beta   (shape of input)
+    dR/dx_i = s d_i / beta inside, s sign(d_i) outside;  dR/dy_i = -dR/dx_i
+
+``input`` x and ``target`` y: floating, identical shapes of any rank >= 1. ``beta`` >= 0;
+beta = 0 is exactly ``l1`` (value and gradient, sign(0) = 0). The pieces join with equal
+value and slope at |d| = beta. ``mean`` divides by M, ``batchmean`` by N.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lossd.core import checks
+from lossd.kernels.jit import boolean, dual, f64, for_floats, prange, ro, rw
+from lossd.losses import _elementwise
+from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
+
+
+@dual(for_floats(lambda f: f64(ro(f), ro(f), f64, f64, rw(f), rw(f), rw(f), boolean, boolean)))
+def _smooth_l1(x, y, beta, s, out, gx, gy, want_x, want_y):  # pragma: no cover - compiled
+    keep = out.size > 0
+    total = 0.0
+    for i in prange(x.size):
+        d = np.float64(x[i]) - np.float64(y[i])
+        a = abs(d)
+        if a < beta:
+            v = 0.5 * d * d / beta
+            g = s * d / beta
+        else:
+            v = a - 0.5 * beta
+            g = s if d > 0.0 else (-s if d < 0.0 else 0.0)
+        total += v
+        if keep:
+            out[i] = v
+        if want_x:
+            gx[i] = g
+        if want_y:
+            gy[i] = -g
+    return total
+
+
+def compute(call: Call) -> LossOutput:
+    return _elementwise.run(call, _smooth_l1, ("input", "target"), params=(call.params["beta"],))
+
+
+def validate(call: Call) -> None:
+    checks.same_shape(call, "target", "input")
+
+
+def examples(dtype: np.dtype) -> list:
+    x = np.linspace(-2, 2, 6, dtype=dtype).reshape(2, 3)
+    return [({"input": x, "target": np.zeros_like(x)}, {})]
+
+
+SPEC = LossSpec(
+    id="smooth_l1",
+    summary="Smooth L1 (Fast R-CNN): quadratic 0.5 d^2 / beta for |d| < beta, else |d| - beta / 2.",
+    aliases=("smooth_l1_loss",),
+    inputs=(
+        InputSpec("input", Kind.FLOAT, "any shape (N, ...)", "prediction", differentiable=True),
+        InputSpec("target", Kind.FLOAT, "same shape as input", "reference value", differentiable=True),
+    ),
+    params=(
+        ParamSpec("beta", float, 1.0, "width of the quadratic zone; 0 gives l1", minimum=0.0),
+    ),
+    loss_shape="shape of input",
+    compute=compute,
+    validate=validate,
+    examples=examples,
+)
