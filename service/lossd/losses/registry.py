@@ -22,6 +22,7 @@ from lossd.losses import (
     sigmoid_cross_entropy,
     sigmoid_focal,
     softmax_cross_entropy,
+    kl_div,
     softmax_focal,
     triplet_margin,
 )
@@ -37,6 +38,7 @@ SPECS: tuple[LossSpec, ...] = (
     l2_loss.SPEC,
     mse.SPEC,
     softmax_cross_entropy.SPEC,
+    kl_div.SPEC,
     nll_loss.SPEC,
     categorical_cross_entropy.SPEC,
     sigmoid_cross_entropy.SPEC,
