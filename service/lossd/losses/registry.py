@@ -8,6 +8,8 @@ from __future__ import annotations
 import difflib
 
 from lossd.losses import (
+    gaussian_nll,
+    poisson_nll,
     huber,
     smooth_l1,
     arcface,
@@ -30,6 +32,8 @@ from lossd.spec import LossSpec
 from lossd_client.errors import NotFound
 
 SPECS: tuple[LossSpec, ...] = (
+    gaussian_nll.SPEC,
+    poisson_nll.SPEC,
     huber.SPEC,
     smooth_l1.SPEC,
     arcface.SPEC,

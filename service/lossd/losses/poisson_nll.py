@@ -1,0 +1,92 @@
+"""poisson_nll: Poisson negative log likelihood (PyTorch ``F.poisson_nll_loss``).
+
+``input`` x (log-rate with ``log_input``, else the rate), ``target`` y >= 0 (counts, need
+not be integers; never differentiated), identical shapes of any rank >= 1.
+
+    log_input = true:   l_i = exp(x_i) - y_i x_i,             dR/dx_i = s (exp(x_i) - y_i)
+    log_input = false:  l_i = x_i - y_i log(x_i + eps),       dR/dx_i = s (1 - y_i / (x_i + eps))
+    full = true adds the Stirling term y log y - y + log(2 pi y) / 2 where y > 1 (0 where y <= 1).
+
+``mean`` divides by M, ``batchmean`` by N. exp(x) overflows to +Inf for large log-rates
+(x > ~709.78 in float64; a float32 result beyond the float32 range is +Inf): the loss and
+the gradient are then +Inf, returned, not reported as an error (README §6). Rejected:
+y < 0; x < 0 with ``log_input = false``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from lossd.core import checks
+from lossd.kernels.jit import boolean, dual, f64, for_floats, prange, ro, rw
+from lossd.losses import _elementwise
+from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
+
+HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+@dual(for_floats(lambda f: f64(ro(f), ro(f), boolean, boolean, f64, f64, rw(f), rw(f), boolean)))
+def _poisson_nll(x, y, log_input, full, eps, s, out, gx, want_x):  # pragma: no cover - compiled
+    keep = out.size > 0
+    total = 0.0
+    for i in prange(x.size):
+        xi = np.float64(x[i])
+        yi = np.float64(y[i])
+        if log_input:
+            e = math.exp(xi)
+            v = e - yi * xi
+            g = s * (e - yi)
+        else:
+            v = xi - yi * math.log(xi + eps)
+            g = s * (1.0 - yi / (xi + eps))
+        if full and yi > 1.0:
+            v += yi * math.log(yi) - yi + 0.5 * math.log(yi) + HALF_LOG_2PI
+        total += v
+        if keep:
+            out[i] = v
+        if want_x:
+            gx[i] = g
+    return total
+
+
+def compute(call: Call) -> LossOutput:
+    p = call.params
+    return _elementwise.run(call, _poisson_nll, ("input",), ("target",),
+                            (p["log_input"], p["full"], p["eps"]))
+
+
+def validate(call: Call) -> None:
+    checks.same_shape(call, "target", "input")
+    checks.nonnegative(call, "target")
+    if not call.params["log_input"]:
+        checks.values_in(call, "input", 0.0, float("inf"), words="(rates, with log_input = false)")
+
+
+def examples(dtype: np.dtype) -> list:
+    x = np.linspace(0.1, 2, 6, dtype=dtype).reshape(2, 3)
+    y = np.array([[0, 1, 2], [3, 0.5, 7]], dtype)
+    return [({"input": x, "target": y}, {}), ({"input": x, "target": y}, {"log_input": False, "full": True})]
+
+
+SPEC = LossSpec(
+    id="poisson_nll",
+    summary="Poisson negative log likelihood of counts given a (log-)rate.",
+    aliases=("poisson_nll_loss",),
+    inputs=(
+        InputSpec("input", Kind.FLOAT, "any shape (N, ...)",
+                  "log-rate (log_input = true) or rate >= 0 (log_input = false)", differentiable=True),
+        InputSpec("target", Kind.FLOAT, "same shape as input", "counts >= 0 (not differentiated)"),
+    ),
+    params=(
+        ParamSpec("log_input", bool, True, "input is the log of the rate"),
+        ParamSpec("full", bool, False, "add the Stirling approximation term where target > 1"),
+        ParamSpec("eps", float, 1e-8, "added to the rate inside the log when log_input = false",
+                  minimum=0.0, exclusive_minimum=True),
+    ),
+    loss_shape="shape of input",
+    compute=compute,
+    validate=validate,
+    examples=examples,
+)
