@@ -11,6 +11,22 @@ import math
 import numpy as np
 
 
+def _ce(z, label):
+    """CE(z, label) = logsumexp(z) - z_label and its gradient softmax(z) - e_label, without
+    cancellation when the target dominates: sum_{j != y} e^(z_j - z_y) enters through log1p,
+    and g_y = -sum_{j != y} p_j."""
+    zy = z[label]
+    others = np.delete(z, label)
+    mx = max(zy, np.max(others)) if others.size else zy
+    rest = np.sum(np.exp(others - mx))
+    se = math.exp(zy - mx) + rest
+    loss = math.log1p(rest) if mx == zy else (mx - zy) + math.log(se)
+    g = np.exp(z - mx) / se
+    g[label] = 0.0
+    g[label] = -np.sum(g)
+    return loss, g
+
+
 def normalised_margin(inputs, params, target):
     """``target(cos) -> (T, dT/dcos)`` (dT/dcos including any clamp mask)."""
     x, w, y = inputs["features"], inputs["weight"], inputs["labels"]
@@ -27,11 +43,7 @@ def normalised_margin(inputs, params, target):
         t, dt = target(cos[y[i]])
         z = s * cos
         z[y[i]] = s * t
-        mx = np.max(z)
-        lse = mx + math.log(np.sum(np.exp(z - mx)))
-        losses[i] = lse - z[y[i]]
-        g = np.exp(z - lse)
-        g[y[i]] -= 1.0
+        losses[i], g = _ce(z, y[i])
         dcos[i] = s * g
         dcos[i, y[i]] *= dt
     red = params.get("reduction", "mean")

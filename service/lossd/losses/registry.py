@@ -8,6 +8,8 @@ from __future__ import annotations
 import difflib
 
 from lossd.losses import (
+    combined_margin,
+    cosface,
     gaussian_nll,
     poisson_nll,
     huber,
@@ -32,6 +34,8 @@ from lossd.spec import LossSpec
 from lossd_client.errors import NotFound
 
 SPECS: tuple[LossSpec, ...] = (
+    combined_margin.SPEC,
+    cosface.SPEC,
     gaussian_nll.SPEC,
     poisson_nll.SPEC,
     huber.SPEC,
