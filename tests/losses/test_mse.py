@@ -6,11 +6,11 @@ import (shapes, data, the rejection assertion, the generic rejection cases)."""
 
 from __future__ import annotations
 
-import lossd
-import lossd_client
 import numpy as np
 import pytest
 
+import lossd
+import lossd_client
 from tests.losses.harness import (
     assert_close,
     check_against_reference,
@@ -163,3 +163,33 @@ def test_rejects_shape_mismatch(client):
 
 def test_alias_and_dtypes(client):
     assert_alias_and_dtypes(client, LOSS, "mse_loss", _data((3, 2), np.float64, 0))
+
+
+def bad_sign_labels(target):
+    """+-1 label arrays that must be rejected (for a float64 request), as pytest params."""
+    t = np.asarray(target, np.int64)
+    cases = []
+    for case_id, value, dtype in [("zero", 0, np.int64), ("two", 2, np.int32), ("half", 0.5, np.float64),
+                                  ("minus-two", -2.0, np.float64)]:
+        a = t.astype(dtype)
+        a.reshape(-1)[-1] = value
+        cases.append(pytest.param(a, id=case_id))
+    cases.append(pytest.param(t.astype(np.float32), id="float32-in-float64-request"))
+    cases.append(pytest.param(t > 0, id="bool"))
+    cases.append(pytest.param(t.astype(np.int8), id="int8"))
+    return cases
+
+
+def assert_float_signs_accepted(loss, inputs, params=None):
+    """The +-1 target in the request's float dtype (and int32) gives the int64 result."""
+    for dtype in (np.float32, np.float64):
+        base = {k: (np.asarray(v, dtype) if k != "target" else np.asarray(v, np.int64))
+                for k, v in inputs.items()}
+        ref = lossd.evaluate(loss, base, {**(params or {}), "reduction": "none"})
+        for tdtype in (dtype, np.int32):
+            got = lossd.evaluate(loss, {**base, "target": base["target"].astype(tdtype)},
+                                 {**(params or {}), "reduction": "none"})
+            np.testing.assert_array_equal(got.loss, ref.loss)
+            assert got.grads.keys() == ref.grads.keys() and "target" not in got.grads
+            for name in ref.grads:
+                np.testing.assert_array_equal(got.grads[name], ref.grads[name])

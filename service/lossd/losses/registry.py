@@ -8,6 +8,8 @@ from __future__ import annotations
 import difflib
 
 from lossd.losses import (
+    soft_margin,
+    hinge_embedding,
     combined_margin,
     cosface,
     gaussian_nll,
@@ -34,6 +36,8 @@ from lossd.spec import LossSpec
 from lossd_client.errors import NotFound
 
 SPECS: tuple[LossSpec, ...] = (
+    soft_margin.SPEC,
+    hinge_embedding.SPEC,
     combined_margin.SPEC,
     cosface.SPEC,
     gaussian_nll.SPEC,
