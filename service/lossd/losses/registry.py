@@ -8,27 +8,28 @@ from __future__ import annotations
 import difflib
 
 from lossd.losses import (
-    soft_margin,
-    hinge_embedding,
-    combined_margin,
-    cosface,
-    gaussian_nll,
-    poisson_nll,
-    huber,
-    smooth_l1,
     arcface,
     binary_cross_entropy,
     categorical_cross_entropy,
+    combined_margin,
     contrastive,
+    cosface,
     euclidean,
+    gaussian_nll,
+    hinge_embedding,
+    huber,
+    kl_div,
     l2_distance,
     l2_loss,
+    moon,
     mse,
     nll_loss,
+    poisson_nll,
     sigmoid_cross_entropy,
     sigmoid_focal,
+    smooth_l1,
+    soft_margin,
     softmax_cross_entropy,
-    kl_div,
     softmax_focal,
     triplet_margin,
 )
@@ -59,6 +60,7 @@ SPECS: tuple[LossSpec, ...] = (
     triplet_margin.SPEC,
     sigmoid_focal.SPEC,
     softmax_focal.SPEC,
+    moon.SPEC,
 )
 
 BY_ID: dict[str, LossSpec] = {spec.id: spec for spec in SPECS}
