@@ -22,10 +22,14 @@ import grpc.aio
 import uvicorn
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
 
 from lossd.core.dataplane import DataPlane
 from lossd.grpc.servicer import LossServicer, generic_handler
 from lossd.http.app import build_http_app
+from lossd.logs import RequestLog
+from lossd.metrics import Metrics, fan_out, metrics_route, parse_buckets
 from lossd.settings import MIB, Settings
 from lossd.warmup import warm_up
 
@@ -51,12 +55,19 @@ class App:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.plane = DataPlane(settings)
+        self.metrics: Metrics | None = None
+        if settings.metrics:  # one registry per App: never the global one
+            self.metrics = Metrics(CollectorRegistry(), buckets=parse_buckets(settings.metrics_buckets))
+        self.plane.observer = fan_out([o for o in (self.metrics, RequestLog()) if o is not None])
         self.health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
         self.grpc_server: grpc.aio.Server | None = None
         self.http_server: _EmbeddedUvicorn | None = None
         self._http_task: asyncio.Task | None = None
         self.grpc_port = 0
         self.http_port = 0
+        self.metrics_port = 0  # 0: no separate metrics listener
+        self._metrics_server: _EmbeddedUvicorn | None = None
+        self._metrics_task: asyncio.Task | None = None
         self.warmup_seconds = 0.0
         self._stopped = asyncio.Event()
 
@@ -78,8 +89,9 @@ class App:
         self.grpc_port = server.add_insecure_port(_address(s.host, s.grpc_port))
         await server.start()
         self.grpc_server = server
-        config = uvicorn.Config(build_http_app(self.plane), host=s.host, port=s.http_port,
-                                log_level="warning", lifespan="off", access_log=False)
+        routes = [metrics_route(self.metrics.registry)] if self.metrics else []
+        config = uvicorn.Config(build_http_app(self.plane, extra_routes=routes), host=s.host,
+                                port=s.http_port, log_level="warning", lifespan="off", access_log=False)
         self.http_server = _EmbeddedUvicorn(config)
         self._http_task = asyncio.create_task(self.http_server.serve())
         while not self.http_server.started:
@@ -88,6 +100,20 @@ class App:
                 raise RuntimeError("HTTP server stopped during start-up")
             await asyncio.sleep(0.01)
         self.http_port = self.http_server.servers[0].sockets[0].getsockname()[1]
+        if self.metrics is not None and s.metrics_port >= 0:
+            metrics_app = Starlette(routes=[metrics_route(self.metrics.registry)])
+            self._metrics_server = _EmbeddedUvicorn(uvicorn.Config(
+                metrics_app, host=s.host, port=s.metrics_port, log_level="warning", lifespan="off",
+                access_log=False))
+            self._metrics_task = asyncio.create_task(self._metrics_server.serve())
+            while not self._metrics_server.started:
+                if self._metrics_task.done():
+                    self._metrics_task.result()  # raises the bind error
+                    raise RuntimeError("metrics server stopped during start-up")
+                await asyncio.sleep(0.01)
+            self.metrics_port = self._metrics_server.servers[0].sockets[0].getsockname()[1]
+        log.info("listening", extra={"grpc_port": self.grpc_port, "http_port": self.http_port,
+                                     "metrics_port": self.metrics_port or None})
 
     async def warm_up(self) -> None:
         """Compile every kernel signature, then report SERVING."""
@@ -97,7 +123,11 @@ class App:
             self.warmup_seconds = time.perf_counter() - start
             log.info("warm-up done", extra={"seconds": round(self.warmup_seconds, 3),
                                             "losses": len(timings)})
+            if self.metrics is not None:
+                self.metrics.set_warmup(timings)
         self.plane.ready = True
+        if self.metrics is not None:
+            self.metrics.set_ready(True)
         for name in ("", SERVICE_NAME):
             await self._set_health(name, health_pb2.HealthCheckResponse.SERVING)
 
@@ -113,6 +143,8 @@ class App:
         grace = self.settings.grace if grace is None else grace
         log.info("shutting down", extra={"grace_seconds": grace})
         self.plane.draining = True
+        if self.metrics is not None:
+            self.metrics.set_ready(False)
         for name in ("", SERVICE_NAME):
             await self._set_health(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         if self.settings.drain_delay > 0:
@@ -121,9 +153,14 @@ class App:
             await self.grpc_server.stop(grace)
         if self.http_server is not None:
             self.http_server.should_exit = True
+        if self._metrics_server is not None:
+            self._metrics_server.should_exit = True
         if self._http_task is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._http_task, timeout=grace + 1)
+        if self._metrics_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._metrics_task, timeout=grace + 1)
         self.plane.close()
         self._stopped.set()
 
@@ -141,6 +178,8 @@ async def serve(settings: Settings, announce: Any = print) -> int:
     await app.start()
     announce(f"lossd grpc listening on {_address(settings.host, app.grpc_port)}")
     announce(f"lossd http listening on {_address(settings.host, app.http_port)}")
+    if app.metrics_port:
+        announce(f"lossd metrics listening on {_address(settings.host, app.metrics_port)}")
     await app.warm_up()
     announce(f"lossd ready in {time.perf_counter() - started:.2f}s "
              f"(warm-up {app.warmup_seconds:.2f}s)")

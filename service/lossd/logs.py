@@ -7,6 +7,8 @@ import logging
 import sys
 import time
 
+from lossd.core.observer import CallRecord
+
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
@@ -46,3 +48,33 @@ def configure(level: str = "info", fmt: str = "json") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+
+
+class RequestLog:
+    """An Observer writing one line per call: at debug for successes, at warning for errors.
+
+    Fields: request_id, transport, method, loss, dtype, elements, code, duration_ms,
+    request/response bytes, per-phase milliseconds and, for errors, the error message.
+    Never tensor contents (a CallRecord carries none).
+    """
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self.log = logger or logging.getLogger("lossd.requests")
+
+    def call_started(self, transport: str) -> None:
+        return None
+
+    def call_finished(self, record: CallRecord) -> None:
+        ok = record.code == "OK"
+        level = logging.DEBUG if ok else logging.WARNING
+        if not self.log.isEnabledFor(level):
+            return
+        extra = {"request_id": record.request_id, "transport": record.transport,
+                 "method": record.method, "loss": record.loss, "dtype": record.dtype,
+                 "elements": record.elements, "code": record.code,
+                 "duration_ms": round(record.duration * 1e3, 3),
+                 "request_bytes": record.request_bytes, "response_bytes": record.response_bytes,
+                 "phases_ms": {k: round(v * 1e3, 3) for k, v in record.phases.items()}}
+        if not ok:
+            extra["error"] = record.message
+        self.log.log(level, "request" if ok else "request failed", extra=extra)

@@ -40,6 +40,11 @@ class Settings:
     log_level: str = field(default="info", metadata={"help": "debug, info, warning or error"})
     log_format: str = field(default="json", metadata={"help": "json or text"})
     warmup: bool = field(default=True, metadata={"help": "compile every kernel before ready"})
+    metrics: bool = field(default=True, metadata={"help": "export Prometheus metrics at /metrics "
+                                                          "(false: no registry, no per-call cost)"})
+    metrics_buckets: str = field(default="", metadata={"help": "latency histogram bounds in seconds, "
+                                                               "comma-separated (empty: 10 us to 10 s, "
+                                                               "1-2.5-5 per decade)"})
 
     @property
     def worker_count(self) -> int:

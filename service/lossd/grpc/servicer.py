@@ -19,10 +19,12 @@ from lossd import __version__
 from lossd.core.dataplane import DataPlane, Timings
 from lossd.core.observer import CallRecord
 from lossd.grpc.convert import decode_request, encode_result, list_losses_response
+from lossd.losses.registry import canonical_id
 from lossd_client._proto.lossd.v1 import lossd_pb2 as pb
 from lossd_client.errors import (
     STATUS_DETAILS_KEY,
     Cancelled,
+    DeadlineExceeded,
     Internal,
     LossdError,
     ResourceExhausted,
@@ -62,6 +64,7 @@ class LossServicer:
         self.observer = observer
         self.limit = plane.settings.max_message_bytes
         self._schemas = list_losses_response(__version__)
+        self._schemas_size = self._schemas.ByteSize()
 
     async def _evaluate(self, request: Any, context: grpc.aio.ServicerContext | None,
                         timings: Timings) -> pb.EvaluateResponse:
@@ -70,6 +73,7 @@ class LossServicer:
         timings.request_id = request_id
         if isinstance(request, Oversized):
             raise oversized_error(request.size, self.limit)
+        timings.loss_id = canonical_id(request.loss) or "unknown"  # also for calls failing in decode
         start = time.perf_counter()
         try:
             inputs, params, grads = decode_request(request)
@@ -98,8 +102,10 @@ class LossServicer:
         error: LossdError | None = None
         try:
             response = await self._evaluate(request, context, timings)
-        except asyncio.CancelledError:
-            error = Cancelled("the client cancelled the call")
+        except asyncio.CancelledError:  # the client went away, or its deadline passed
+            remaining = context.time_remaining() if context is not None else None
+            error = (DeadlineExceeded("the call's deadline passed") if remaining is not None
+                     and remaining <= 0 else Cancelled("the client cancelled the call"))
             raise
         except Exception as exc:  # noqa: BLE001 - mapped once, here
             error = self._as_error(exc, request)
@@ -135,6 +141,13 @@ class LossServicer:
 
     async def ListLosses(self, request: pb.ListLossesRequest,
                          context: grpc.aio.ServicerContext) -> pb.ListLossesResponse:
+        observer = self.plane.observer  # loss "": not about one loss
+        start = time.perf_counter()
+        observer.call_started("grpc")
+        observer.call_finished(CallRecord(transport="grpc", method="ListLosses", loss="", code="OK",
+                                          duration=time.perf_counter() - start,
+                                          request_bytes=request.ByteSize(),
+                                          response_bytes=self._schemas_size))
         return self._schemas
 
     @staticmethod
