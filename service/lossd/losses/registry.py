@@ -8,6 +8,8 @@ from __future__ import annotations
 import difflib
 
 from lossd.losses import (
+    margin_ranking,
+    cosine_embedding,
     arcface,
     binary_cross_entropy,
     categorical_cross_entropy,
@@ -37,6 +39,8 @@ from lossd.spec import LossSpec
 from lossd_client.errors import NotFound
 
 SPECS: tuple[LossSpec, ...] = (
+    margin_ranking.SPEC,
+    cosine_embedding.SPEC,
     soft_margin.SPEC,
     hinge_embedding.SPEC,
     combined_margin.SPEC,
