@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 
 from lossd.losses import (
+    l1,
     margin_ranking,
     cosine_embedding,
     arcface,
@@ -39,6 +40,7 @@ from lossd.spec import LossSpec
 from lossd_client.errors import NotFound
 
 SPECS: tuple[LossSpec, ...] = (
+    l1.SPEC,
     margin_ranking.SPEC,
     cosine_embedding.SPEC,
     soft_margin.SPEC,
