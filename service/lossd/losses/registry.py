@@ -8,6 +8,8 @@ from __future__ import annotations
 import difflib
 
 from lossd.losses import (
+    sphereface,
+    l_softmax,
     l1,
     margin_ranking,
     cosine_embedding,
@@ -40,6 +42,8 @@ from lossd.spec import LossSpec
 from lossd_client.errors import NotFound
 
 SPECS: tuple[LossSpec, ...] = (
+    sphereface.SPEC,
+    l_softmax.SPEC,
     l1.SPEC,
     margin_ranking.SPEC,
     cosine_embedding.SPEC,
