@@ -35,6 +35,7 @@ from lossd.losses import (
     smooth_l1,
     soft_margin,
     softmax_cross_entropy,
+    f_divergence,
     softmax_focal,
     triplet_margin,
 )
@@ -61,6 +62,7 @@ SPECS: tuple[LossSpec, ...] = (
     l2_loss.SPEC,
     mse.SPEC,
     softmax_cross_entropy.SPEC,
+    f_divergence.SPEC,
     kl_div.SPEC,
     nll_loss.SPEC,
     categorical_cross_entropy.SPEC,
