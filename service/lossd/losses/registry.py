@@ -8,24 +8,25 @@ from __future__ import annotations
 import difflib
 
 from lossd.losses import (
-    sphereface,
-    l_softmax,
-    l1,
-    margin_ranking,
-    cosine_embedding,
     arcface,
     binary_cross_entropy,
     categorical_cross_entropy,
+    center,
     combined_margin,
     contrastive,
     cosface,
+    cosine_embedding,
     euclidean,
+    f_divergence,
     gaussian_nll,
     hinge_embedding,
     huber,
     kl_div,
+    l1,
     l2_distance,
     l2_loss,
+    l_softmax,
+    margin_ranking,
     moon,
     mse,
     nll_loss,
@@ -35,8 +36,8 @@ from lossd.losses import (
     smooth_l1,
     soft_margin,
     softmax_cross_entropy,
-    f_divergence,
     softmax_focal,
+    sphereface,
     triplet_margin,
 )
 from lossd.spec import LossSpec
@@ -73,6 +74,7 @@ SPECS: tuple[LossSpec, ...] = (
     sigmoid_focal.SPEC,
     softmax_focal.SPEC,
     moon.SPEC,
+    center.SPEC,
 )
 
 BY_ID: dict[str, LossSpec] = {spec.id: spec for spec in SPECS}
