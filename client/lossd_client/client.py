@@ -125,7 +125,10 @@ class EvaluateStream:
 
     def close(self) -> None:
         self._requests.put(_END)
-        for _ in self._responses:  # drain until the server closes its side
+        try:
+            for _ in self._responses:  # drain until the server closes its side
+                pass
+        except grpc.RpcError:  # the call already failed; its error was raised to the caller
             pass
 
     def __enter__(self) -> EvaluateStream:
