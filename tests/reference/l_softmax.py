@@ -55,6 +55,7 @@ def large_margin(inputs, params, normalise_w, defaults):
     losses = np.zeros(n)
     gx = np.zeros_like(x)
     gw = np.zeros_like(w)                   # gradient w.r.t. w (the normalised rows for sphereface)
+    gmat = np.zeros((n, w.shape[0]))
     for i in range(n):
         xi, yi = x[i], y[i]
         nx, nw = math.sqrt(xi @ xi), math.sqrt(w[yi] @ w[yi])
@@ -69,8 +70,9 @@ def large_margin(inputs, params, normalise_w, defaults):
         gy = g[yi]
         g[yi] = 0.0
         gx[i] = g @ w + gy * (lam * w[yi] + dg_dx) / (1.0 + lam)
-        gw += np.outer(g, xi)
+        gmat[i] = g                         # non-target logits: dR/dw_j += g_ij x_i
         gw[yi] += gy * (lam * xi + dg_dw) / (1.0 + lam)
+    gw += gmat.T @ x
     red = params.get("reduction", "mean")
     r = 1.0 if red in ("none", "sum") else 1.0 / n
     loss = losses if red == "none" else float(np.sum(losses)) * r
