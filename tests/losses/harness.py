@@ -63,7 +63,9 @@ def check_against_reference(loss: str, inputs: Mapping[str, Any], params: Mappin
     float64 reference run on the same (widened) values."""
     result = lossd.evaluate(loss, dict(inputs), dict(params), grads=grads)
     dtype = np.asarray(next(iter(inputs.values()))).dtype
-    ref_params = {"reduction": "mean", **params}
+    from lossd.losses.registry import resolve
+
+    ref_params = {"reduction": resolve(loss).default_reduction, **params}
     ref_loss, ref_grads = reference(widen(inputs), ref_params)
     assert_close(result.loss, ref_loss, dtype, k, f"{loss} loss {params}")
     expected = set(ref_grads) if grads is None else set(grads)

@@ -32,7 +32,8 @@ def finish(call: Call, total: float, divisor_scale: float, unreduced: np.ndarray
     computed in float64 and rounded once to the request dtype."""
     if call.reduction is Reduction.NONE:
         return unreduced.reshape(shape)
-    return np.asarray(total * divisor_scale, dtype=np.float64).astype(call.dtype)
+    with np.errstate(over="ignore"):  # float32 overflow is the documented +-Inf result
+        return np.asarray(total * divisor_scale, dtype=np.float64).astype(call.dtype)
 
 
 def grads_of(call: Call, **flat: np.ndarray) -> dict[str, np.ndarray]:
