@@ -30,6 +30,8 @@ from lossd.grpc.servicer import LossServicer, generic_handler
 from lossd.http.app import build_http_app
 from lossd.logs import RequestLog
 from lossd.metrics import Metrics, fan_out, metrics_route, parse_buckets
+from lossd.rest import EXCEPTION_HANDLERS as REST_EXCEPTION_HANDLERS
+from lossd.rest import rest_routes
 from lossd.settings import MIB, Settings
 from lossd.warmup import warm_up
 
@@ -90,8 +92,11 @@ class App:
         await server.start()
         self.grpc_server = server
         routes = [metrics_route(self.metrics.registry)] if self.metrics else []
-        config = uvicorn.Config(build_http_app(self.plane, extra_routes=routes), host=s.host,
-                                port=s.http_port, log_level="warning", lifespan="off", access_log=False)
+        routes += rest_routes(self.plane)
+        http_app = build_http_app(self.plane, extra_routes=routes,
+                                  exception_handlers=REST_EXCEPTION_HANDLERS)
+        config = uvicorn.Config(http_app, host=s.host, port=s.http_port, log_level="warning",
+                                lifespan="off", access_log=False)
         self.http_server = _EmbeddedUvicorn(config)
         self._http_task = asyncio.create_task(self.http_server.serve())
         while not self.http_server.started:
