@@ -152,10 +152,11 @@ def row_norms(a: np.ndarray) -> np.ndarray:
     return np.sqrt(np.einsum("ij,ij->i", a, a, dtype=np.float64))
 
 
-def _project(g: np.ndarray, unit: np.ndarray, radial: np.ndarray | None) -> np.ndarray:
-    """g - unit (unit . g) (normalised side), or g + radial * unit (raw side), per row."""
-    coef = -np.einsum("ij,ij->i", unit, g) if radial is None else radial
-    g += coef[:, None] * unit
+def _project(g: np.ndarray, rows: np.ndarray, inv: np.ndarray, radial: np.ndarray | None) -> np.ndarray:
+    """In place, per row with unit = rows * inv: g - unit (unit . g) (normalised side), or
+    g + radial * unit (raw side). No normalised copy of ``rows`` is made."""
+    coef = -np.einsum("ij,ij->i", rows, g) * inv * inv if radial is None else radial * inv
+    g += coef[:, None] * rows
     return g
 
 
@@ -179,13 +180,11 @@ def compute(call: Call, kind: int, prm: tuple[float, ...], k: float, norm_x: boo
     loss = finish(call, total, r, out.astype(call.dtype), (n,))
     grads = {}
     if want_x:
-        xh = x * (1.0 / a)[:, None]
         radial = None if norm_x else h * (v * b)[y]
-        grads["features"] = _project(p @ w, xh, radial).astype(call.dtype)
+        grads["features"] = _project(p @ w, x, 1.0 / a, radial).astype(call.dtype, copy=False)
     if want_w:
-        wh = w * (1.0 / b)[:, None]
         radial = None if norm_w else np.bincount(y, h * (u * a), minlength=classes)
-        grads["weight"] = _project(p.T @ x, wh, radial).astype(call.dtype)
+        grads["weight"] = _project(p.T @ x, w, 1.0 / b, radial).astype(call.dtype, copy=False)
     return LossOutput(loss, grads)
 
 
