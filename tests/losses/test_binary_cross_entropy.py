@@ -3,11 +3,11 @@ hand-picked values at x in {0, 1}, and every rejection through the live server."
 
 from __future__ import annotations
 
-import lossd
-import lossd_client
 import numpy as np
 import pytest
 
+import lossd
+import lossd_client
 from tests.losses.harness import assert_close, check_against_reference, check_finite_differences
 from tests.reference.binary_cross_entropy import reference
 
