@@ -180,14 +180,23 @@ async def serve(settings: Settings, announce: Any = print) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(app.stop()))
     started = time.perf_counter()
+    counter = None
+    if settings.jit_report:
+        from lossd import jitwatch
+
+        counter = jitwatch.install()
     await app.start()
     announce(f"lossd grpc listening on {_address(settings.host, app.grpc_port)}")
     announce(f"lossd http listening on {_address(settings.host, app.http_port)}")
     if app.metrics_port:
         announce(f"lossd metrics listening on {_address(settings.host, app.metrics_port)}")
     await app.warm_up()
+    if counter is not None:
+        counter.mark_ready()
     announce(f"lossd ready in {time.perf_counter() - started:.2f}s "
              f"(warm-up {app.warmup_seconds:.2f}s)")
     await app.wait_stopped()
+    if counter is not None:
+        announce(counter.report())
     announce("lossd stopped")
     return 0

@@ -1,0 +1,65 @@
+"""Debug aid: count Numba compilations (``--jit-report`` / ``LOSSD_JIT_REPORT=1``).
+
+Numba fires a ``numba:compile`` event for every real compilation (loading a signature
+from the on-disk cache is not one). With the setting on, the server counts them from
+start-up, remembers how many happened before it became ready, and at shutdown prints::
+
+    lossd numba compilations: warm-up 0, after ready 0 (signatures 212 -> 212)
+
+A compilation after ready means some request path compiled code; the perf test asserts
+there is none. Off by default: the listener costs a lock per compilation and nothing
+per request.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from numba.core import event
+
+
+class CompileCounter(event.Listener):
+    """Counts ``numba:compile`` events and names what compiled after :meth:`mark_ready`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+        self.at_ready: int | None = None
+        self.signatures_at_ready = 0
+        self.late: list[str] = []
+
+    def on_start(self, ev: event.Event) -> None:
+        pass
+
+    def on_end(self, ev: event.Event) -> None:
+        with self._lock:
+            self.count += 1
+            if self.at_ready is not None and len(self.late) < 20:
+                data = ev.data or {}
+                self.late.append(f"{data.get('dispatcher')}{data.get('args', '')}")
+
+    def mark_ready(self) -> None:
+        from lossd.kernels.jit import compiled_signature_count
+
+        with self._lock:
+            self.at_ready = self.count
+            self.signatures_at_ready = compiled_signature_count()
+
+    def report(self) -> str:
+        from lossd.kernels.jit import compiled_signature_count
+
+        with self._lock:
+            ready = self.count if self.at_ready is None else self.at_ready
+            after = self.count - ready
+            line = (f"lossd numba compilations: warm-up {ready}, after ready {after} "
+                    f"(signatures {self.signatures_at_ready} -> {compiled_signature_count()})")
+            if self.late:
+                line += " late: " + "; ".join(self.late)
+            return line
+
+
+def install() -> CompileCounter:
+    """Register a counter for every Numba compilation from now on."""
+    counter = CompileCounter()
+    event.register("numba:compile", counter)
+    return counter
