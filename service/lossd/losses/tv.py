@@ -38,7 +38,7 @@ def _tv(x, variant, beta, s, out, gx, want):  # pragma: no cover - compiled
     for plane in prange(n_img * n_ch):
         n = plane // n_ch
         c = plane % n_ch
-        g = np.zeros((h, w))
+        g = np.zeros((h, w) if want else (1, 1))
         v = 0.0
         if variant == 2:
             for i in range(h - 1):
@@ -66,8 +66,9 @@ def _tv(x, variant, beta, s, out, gx, want):  # pragma: no cover - compiled
                         else:
                             v += a * a
                             d = 2.0 * a
-                        g[i + 1, j] += d
-                        g[i, j] -= d
+                        if want:
+                            g[i + 1, j] += d
+                            g[i, j] -= d
                     if j + 1 < w:
                         b = np.float64(x[n, c, i, j + 1]) - x0
                         if variant == 0:
@@ -76,8 +77,9 @@ def _tv(x, variant, beta, s, out, gx, want):  # pragma: no cover - compiled
                         else:
                             v += b * b
                             d = 2.0 * b
-                        g[i, j + 1] += d
-                        g[i, j] -= d
+                        if want:
+                            g[i, j + 1] += d
+                            g[i, j] -= d
         planes[plane] = v
         if want:
             for i in range(h):
