@@ -1,0 +1,100 @@
+"""Start-up and memory: process start to readiness with an empty and a warm Numba cache
+(``NUMBA_CACHE_DIR`` pointed at a fresh temporary directory), and the server's peak RSS
+while it serves one 64 MiB MSE request (32 MiB input + 32 MiB target, both gradients).
+
+    python -m bench.system [--quick] [--out bench/out/system.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+
+from bench import proc
+
+MIB = 1024 * 1024
+
+
+def start_to_ready(cache_dir: str) -> dict[str, Any]:
+    """Seconds from spawning ``lossd serve`` to its ready line; the server's own report."""
+    t = time.perf_counter()
+    p, _, _ = proc.lossd("--jit-report", "true", env={"NUMBA_CACHE_DIR": cache_dir})
+    seconds = time.perf_counter() - t
+    ready = next(x for x in p.lines if "ready in" in x)
+    p.stop()
+    report = next((x for x in p.lines if "numba compilations" in x), "")
+    match = re.search(r"warm-up (\d+)", report)
+    return {"seconds": seconds, "server_line": ready, "compilations": int(match.group(1)) if match else None}
+
+
+def startup(quick: bool, log=print) -> dict[str, Any]:
+    cache = tempfile.mkdtemp(prefix="lossd-bench-numba-")
+    try:
+        cold = start_to_ready(cache)
+        log(f"  start to ready, empty cache: {cold['seconds']:.2f}s ({cold['compilations']} compilations)")
+        warm = [start_to_ready(cache) for _ in range(2 if quick else 3)]
+        med = statistics.median(w["seconds"] for w in warm)
+        log(f"  start to ready, warm cache: {med:.2f}s (runs {[round(w['seconds'], 2) for w in warm]})")
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    return {"cold": cold, "warm": warm, "warm_median": med}
+
+
+def memory(log=print) -> dict[str, Any]:
+    from lossd_client import LossClient
+
+    payload = 64 * MIB
+    n = payload // 8
+    rng = np.random.default_rng(3)
+    inputs = {"input": rng.standard_normal(n, dtype=np.float32),
+              "target": rng.standard_normal(n, dtype=np.float32)}
+    p, target, _ = proc.lossd()
+    try:
+        with LossClient(target, timeout=600) as client:
+            client.evaluate("mse", {"input": inputs["input"][:1024], "target": inputs["target"][:1024]})
+            time.sleep(0.5)
+            idle = proc.rss(p.pid)
+            reset = proc.reset_peak(p.pid)
+            before = proc.rss(p.pid)
+            result = client.evaluate("mse", inputs)
+            assert result.grads["input"].shape == (n,)
+            after = proc.rss(p.pid)
+    finally:
+        p.stop()
+    peak = after["VmHWM"]
+    base = before["VmRSS"] if reset else idle["VmRSS"]
+    out = {"payload": payload, "idle_rss": idle["VmRSS"], "peak_rss": peak, "growth": peak - base,
+           "peak_reset": reset, "growth_ratio": (peak - base) / payload, "peak_ratio": peak / payload}
+    log(f"  64 MiB request: idle RSS {idle['VmRSS'] / MIB:.0f} MiB, peak {peak / MIB:.0f} MiB, "
+        f"growth {out['growth'] / MIB:.0f} MiB = {out['growth_ratio']:.2f}x payload")
+    return out
+
+
+def run(quick: bool, log=print) -> dict[str, Any]:
+    return {"startup": startup(quick, log), "memory": memory(log)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", default=bool(os.environ.get("BENCH_QUICK")))
+    parser.add_argument("--out", default="bench/out/system.json")
+    args = parser.parse_args(argv)
+    result = run(args.quick)
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
