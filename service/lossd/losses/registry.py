@@ -36,10 +36,11 @@ from lossd.losses import (
     smooth_l1,
     soft_margin,
     softmax_cross_entropy,
-    tv,
     softmax_focal,
     sphereface,
+    triplet_batch_hard,
     triplet_margin,
+    tv,
 )
 from lossd.spec import LossSpec
 from lossd_client.errors import NotFound
@@ -77,6 +78,7 @@ SPECS: tuple[LossSpec, ...] = (
     softmax_focal.SPEC,
     moon.SPEC,
     center.SPEC,
+    triplet_batch_hard.SPEC,
 )
 
 BY_ID: dict[str, LossSpec] = {spec.id: spec for spec in SPECS}
