@@ -30,6 +30,7 @@ from lossd.losses import (
     moon,
     mse,
     nll_loss,
+    npair,
     poisson_nll,
     sigmoid_cross_entropy,
     sigmoid_focal,
@@ -79,6 +80,7 @@ SPECS: tuple[LossSpec, ...] = (
     moon.SPEC,
     center.SPEC,
     triplet_batch_hard.SPEC,
+    npair.SPEC,
 )
 
 BY_ID: dict[str, LossSpec] = {spec.id: spec for spec in SPECS}
