@@ -154,6 +154,7 @@ class App:
             await self._set_health(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         if self.settings.drain_delay > 0:
             await asyncio.sleep(self.settings.drain_delay)
+        self.plane.refusing = True  # new calls on either transport: UNAVAILABLE / 503
         if self.grpc_server is not None:
             await self.grpc_server.stop(grace)
         if self.http_server is not None:

@@ -9,6 +9,7 @@ kernel; the core never sees a wire message.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,7 @@ from lossd.core.observer import NullObserver, Observer
 from lossd.core.validation import prepare
 from lossd.losses.registry import canonical_id
 from lossd.settings import Settings
-from lossd_client.errors import DeadlineExceeded, LossdError, Unavailable
+from lossd_client.errors import Cancelled, DeadlineExceeded, LossdError, Unavailable
 from lossd_client.result import EvaluateResult
 
 
@@ -45,7 +46,8 @@ class DataPlane:
         self.admission = Admission(settings.max_in_flight, settings.max_queued_bytes)
         self.observer: Observer = NullObserver()
         self.ready = False
-        self.draining = False  # set on SIGTERM: readiness fails; transports refuse new calls
+        self.draining = False  # set on SIGTERM: readiness fails, calls are still served
+        self.refusing = False  # set after the drain delay: new calls get UNAVAILABLE
 
     @staticmethod
     def new_request_id(given: str = "") -> str:
@@ -61,24 +63,52 @@ class DataPlane:
         timings.loss_id = canonical_id(loss) or "unknown"
         if not self.ready:
             raise Unavailable("server is warming up (compiling kernels); retry shortly")
+        if self.refusing:
+            raise Unavailable("server is shutting down; retry on another replica")
         queued = time.perf_counter()
-        with self.admission.slot(nbytes):
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(
-                self.executor, self._work, loss, inputs, params, grads, request_id, timings,
-                deadline, queued)
+        release = self.admission.acquire(nbytes)
+        loop = asyncio.get_running_loop()
+        abandoned = threading.Event()  # set when the caller went away (cancel or deadline)
+        try:
+            future = self.executor.submit(self._work, loss, inputs, params, grads, request_id,
+                                          timings, deadline, queued, abandoned)
+        except BaseException:
+            release()
+            raise
+
+        def done(_: Any) -> None:  # in the worker (or, if cancelled while queued, this) thread
+            try:
+                loop.call_soon_threadsafe(release)
+            except RuntimeError:  # the loop is closed: the process is exiting
+                pass
+
+        # The slot is held until the worker is done with the call: a call cancelled while
+        # queued is dropped from the executor (frees its slot at once, never computed); one
+        # cancelled while computing keeps its slot until the kernel returns.
+        future.add_done_callback(done)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            abandoned.set()
+            raise
 
     def _work(self, loss: str, inputs: Mapping[str, Any], params: Mapping[str, Any],
               grads: Iterable[str] | None, request_id: str, timings: Timings,
-              deadline: float | None, queued: float) -> EvaluateResult:
+              deadline: float | None, queued: float, abandoned: threading.Event) -> EvaluateResult:
         start = time.perf_counter()
         timings.phases["queue"] = start - queued
         if deadline is not None and time.monotonic() >= deadline:
             raise DeadlineExceeded("the call's deadline passed before it was computed")
+        if abandoned.is_set():
+            raise Cancelled("the call was cancelled before it was computed")
         try:
             call = prepare(loss, inputs, params, grads, request_id, self.settings.max_elements)
         finally:
             timings.phases["validate"] = time.perf_counter() - start
+        if deadline is not None and time.monotonic() >= deadline:
+            raise DeadlineExceeded("the call's deadline passed before it was computed")
+        if abandoned.is_set():
+            raise Cancelled("the call was cancelled before it was computed")
         timings.loss_id = call.spec.id
         timings.dtype = call.dtype.name
         timings.elements = sum(a.size for a in call.inputs.values())

@@ -14,6 +14,7 @@ import time
 from typing import Any, AsyncIterator
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from lossd import __version__
 from lossd.core.dataplane import DataPlane, Timings
@@ -26,6 +27,7 @@ from lossd_client.errors import (
     Cancelled,
     DeadlineExceeded,
     Internal,
+    InvalidArgument,
     LossdError,
     ResourceExhausted,
     encode_status_details,
@@ -42,12 +44,24 @@ class Oversized:
         self.size = size
 
 
+class Malformed(Oversized):
+    """Stand-in for request bytes that are not a valid EvaluateRequest (garbage, truncated,
+    invalid UTF-8 in a string field): INVALID_ARGUMENT, not the UNKNOWN grpc would send."""
+
+    def __init__(self, size: int, reason: str) -> None:
+        super().__init__(size)
+        self.reason = reason
+
+
 def checked_deserializer(limit: int):
     """A request deserializer that refuses to parse messages over ``limit`` bytes."""
     def deserialize(raw: bytes) -> Any:
         if len(raw) > limit:
             return Oversized(len(raw))
-        return pb.EvaluateRequest.FromString(raw)
+        try:
+            return pb.EvaluateRequest.FromString(raw)
+        except DecodeError as exc:
+            return Malformed(len(raw), str(exc))
     return deserialize
 
 
@@ -71,6 +85,9 @@ class LossServicer:
         """One evaluation; raises LossdError (or any exception, mapped by the caller)."""
         request_id = self.plane.new_request_id(getattr(request, "request_id", ""))
         timings.request_id = request_id
+        if isinstance(request, Malformed):
+            raise InvalidArgument.field("request", f"{request.size} bytes are not a valid "
+                                                   f"lossd.v1.EvaluateRequest message ({request.reason})")
         if isinstance(request, Oversized):
             raise oversized_error(request.size, self.limit)
         timings.loss_id = canonical_id(request.loss) or "unknown"  # also for calls failing in decode
