@@ -17,7 +17,8 @@ LOSS = "npair"
 DTYPES = [np.float32, np.float64]
 SHAPES = [(1, 3), (7, 5), (515, 8)]          # batch 1, odd, N >= 512 and N*D >= 4096 (parallel)
 REDUCTIONS = ["none", "sum", "mean", "batchmean"]
-VARIANTS = [{}, {"reg_lambda": 0.0}, {"reg_lambda": 0.5}, {"labels": True}, {"labels": True, "reg_lambda": 0.1}]
+VARIANTS = [{}, {"reg_lambda": 0.0}, {"reg_lambda": 0.5}, {"labels": True},
+            {"labels": True, "reg_lambda": 0.1}]
 
 
 def _ids(v):

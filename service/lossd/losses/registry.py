@@ -21,6 +21,7 @@ from lossd.losses import (
     gaussian_nll,
     hinge_embedding,
     huber,
+    info_nce,
     kl_div,
     l1,
     l2_distance,
@@ -81,6 +82,7 @@ SPECS: tuple[LossSpec, ...] = (
     center.SPEC,
     triplet_batch_hard.SPEC,
     npair.SPEC,
+    info_nce.SPEC,
 )
 
 BY_ID: dict[str, LossSpec] = {spec.id: spec for spec in SPECS}

@@ -1,0 +1,170 @@
+"""info_nce: InfoNCE with unpaired negatives (RElbers/info-nce-pytorch).
+
+``query`` q (N, D), ``positive_key`` k (N, D), ``negative_keys`` n (M, D), optional; all
+float and differentiable. With ``normalize`` every row is replaced by x / ||x|| (rows with
+norm <= 1e-12 are rejected). tau = ``temperature``.
+
+    without negatives: logits_i = [q_i . k_1, ..., q_i . k_N] / tau,     target i
+    with negatives:    logits_i = [q_i . k_i, q_i . n_1, ..., q_i . n_M] / tau,  target 0
+    l_i = CE(logits_i, target_i)                                              (shape (N,))
+
+Gradients (r = 1 for none/sum, 1/N for mean/batchmean), G = softmax(logits) - onehot:
+
+    without negatives:  dR/dq = r G k / tau,   dR/dk = r G^T q / tau
+    with negatives:     dR/dq_i = r (G_i0 k_i + sum_m G_im n_m) / tau,
+                        dR/dk_i = r G_i0 q_i / tau,   dR/dn = r G_{:,1:}^T q / tau
+
+then, with ``normalize``, the row-normalisation backward dx = (dx^ - x^ (x^ . dx^)) / ||x||.
+Products are float64 BLAS products on float64 copies (float64 accumulation), in row blocks
+(memory O(block * (N or M+1))); a kernel turns each block of logits into CE values and G.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from lossd.core import checks
+from lossd.kernels.jit import dual, f64, i64, prange, ro, rw
+from lossd.kernels.reduction import Reduction, scale
+from lossd.spec import Call, InputSpec, LossOutput, LossSpec, Kind, ParamSpec
+
+#: elements of one block of logits
+BLOCK_ELEMENTS = 1 << 21
+#: rows with an L2 norm at or below this are rejected when normalising (F.normalize's eps)
+NORM_FLOOR = 1e-12
+
+
+@dual([f64(rw(f64, 2), ro(i64), i64, rw(f64))])
+def _ce_rows(z, target, row0, out):  # pragma: no cover - compiled
+    """Rows row0.. of logits (in place -> G = softmax - onehot(target)); out[row] = CE."""
+    rows, width = z.shape
+    total = 0.0
+    for b in prange(rows):
+        i = row0 + b
+        m = -np.inf
+        for j in range(width):
+            m = max(m, z[b, j])
+        se = 0.0
+        for j in range(width):
+            se += math.exp(z[b, j] - m)
+        lse = m + math.log(se)
+        t = target[i]
+        value = lse - z[b, t]
+        for j in range(width):
+            z[b, j] = math.exp(z[b, j] - lse)
+        z[b, t] -= 1.0
+        out[i] = value
+        total += value
+    return total
+
+
+def _unit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    norm = np.sqrt(np.einsum("ij,ij->i", x, x))
+    return x / norm[:, None], norm
+
+
+def _unit_backward(g: np.ndarray, xhat: np.ndarray, norm: np.ndarray) -> np.ndarray:
+    return (g - xhat * np.einsum("ij,ij->i", xhat, g)[:, None]) / norm[:, None]
+
+
+def compute(call: Call) -> LossOutput:
+    names = [k for k in ("query", "positive_key", "negative_keys") if k in call.inputs]
+    x = {k: call.inputs[k].astype(np.float64) for k in names}
+    norms = {}
+    if call.params["normalize"]:
+        for k in names:
+            x[k], norms[k] = _unit(x[k])
+    q, keys = x["query"], x["positive_key"]
+    neg = x.get("negative_keys")
+    n = q.shape[0]
+    inv_tau = 1.0 / call.params["temperature"]
+    r = scale(call.reduction, n, n)
+    g = {k: np.zeros_like(x[k]) for k in names if call.wants(k)}
+    ce = np.empty(n)
+    width = n if neg is None else neg.shape[0] + 1
+    block = max(1, BLOCK_ELEMENTS // width)
+    target = np.arange(n, dtype=np.int64) if neg is None else np.zeros(n, np.int64)
+    for row0 in range(0, n, block):
+        rows = slice(row0, min(n, row0 + block))
+        qb = q[rows]
+        if neg is None:
+            z = qb @ keys.T
+        else:
+            z = np.empty((qb.shape[0], width))
+            z[:, 0] = np.einsum("ij,ij->i", qb, keys[rows])
+            z[:, 1:] = qb @ neg.T
+        z *= inv_tau
+        _ce_rows.call(z.size, z, target, row0, ce)
+        z *= r * inv_tau                               # dR/dlogits times d logits / d dot
+        if neg is None:
+            if "query" in g:
+                g["query"][rows] = z @ keys
+            if "positive_key" in g:
+                g["positive_key"] += z.T @ qb
+        else:
+            if "query" in g:
+                g["query"][rows] = z[:, :1] * keys[rows] + z[:, 1:] @ neg
+            if "positive_key" in g:
+                g["positive_key"][rows] = z[:, :1] * qb
+            if "negative_keys" in g:
+                g["negative_keys"] += z[:, 1:].T @ qb
+    if norms:
+        g = {k: _unit_backward(v, x[k], norms[k]) for k, v in g.items()}
+    if call.reduction is Reduction.NONE:
+        loss = ce.astype(call.dtype)
+    else:
+        loss = np.asarray(float(np.sum(ce)) * r).astype(call.dtype)
+    return LossOutput(loss, {k: v.astype(call.dtype) for k, v in g.items()})
+
+
+def validate(call: Call) -> None:
+    checks.rank(call, "query", 2, "(N, D)")
+    checks.same_shape(call, "positive_key", "query")
+    checks.rank(call, "negative_keys", 2, "(M, D)")
+    neg = call.get("negative_keys")
+    if neg is not None:
+        checks.shape_is(call, "negative_keys", (neg.shape[0], call.inputs["query"].shape[1]),
+                        "(M, D) with the D of query")
+    if call.params["normalize"]:
+        for name in ("query", "positive_key", "negative_keys"):
+            a = call.get(name)
+            if a is None:
+                continue
+            norm = np.sqrt(np.einsum("ij,ij->i", a, a, dtype=np.float64))
+            bad = norm <= NORM_FLOOR
+            if bad.any():
+                row = int(np.argmax(bad))
+                raise checks.input_error(name, f"row {row} has L2 norm {norm[row]:.3g} <= 1e-12 and "
+                                               f"cannot be normalised (normalize = true)")
+
+
+def examples(dtype: np.dtype) -> list:
+    q = np.array([[0.5, -1.0], [0.0, 0.3], [1.0, 1.0]], dtype)
+    k = np.array([[0.4, -0.8], [0.1, 0.2], [0.9, 1.2]], dtype)
+    neg = np.array([[1.0, 0.0], [-0.5, 0.5]], dtype)
+    return [({"query": q, "positive_key": k}, {}),
+            ({"query": q, "positive_key": k, "negative_keys": neg}, {"normalize": False})]
+
+
+SPEC = LossSpec(
+    id="info_nce",
+    summary="InfoNCE: cross entropy of the positive key against the other positives or against "
+            "unpaired negative keys.",
+    inputs=(
+        InputSpec("query", Kind.FLOAT, "(N, D)", "queries", differentiable=True),
+        InputSpec("positive_key", Kind.FLOAT, "(N, D)", "the positive key of each query",
+                  differentiable=True),
+        InputSpec("negative_keys", Kind.FLOAT, "(M, D)", "negative keys shared by all queries; absent: "
+                  "the other queries' positives are the negatives", differentiable=True, required=False),
+    ),
+    params=(
+        ParamSpec("temperature", float, 0.1, "logit temperature tau", minimum=0.0, exclusive_minimum=True),
+        ParamSpec("normalize", bool, True, "L2-normalise every row first (zero rows are rejected)"),
+    ),
+    loss_shape="(N,)",
+    compute=compute,
+    validate=validate,
+    examples=examples,
+)
