@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint proto proto-check clean clean-cache
+.PHONY: install run test lint proto proto-check clean clean-cache test-container hadolint up down
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,22 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy client/lossd_client
+
+## test-container: build the image with podman (../shared/container/podman-env.sh) and test it
+test-container: install
+	bash deploy/test-container.sh
+
+## hadolint: lint deploy/Dockerfile
+hadolint: install
+	$(BIN)/hadolint deploy/Dockerfile
+
+## up / down: lossd + Prometheus + Grafana (deploy/compose.yaml; docker compose or podman compose)
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo docker compose || echo podman compose)
+up:
+	$(COMPOSE) -f deploy/compose.yaml up -d --build
+
+down:
+	$(COMPOSE) -f deploy/compose.yaml down
 
 ## proto: regenerate the committed gRPC/protobuf code with the pinned grpcio-tools
 proto: install
