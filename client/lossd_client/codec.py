@@ -49,10 +49,22 @@ def wire_dtype(array: np.ndarray, field: str = "tensor") -> int:
 
 def encode_tensor(value: Any, field: str = "tensor") -> pb.Tensor:
     """Encode an array-like as a Tensor; float32 stays float32 (no silent upcast)."""
+    tensor = pb.Tensor()
+    fill_tensor(tensor, value, field)
+    return tensor
+
+
+def fill_tensor(tensor: pb.Tensor, value: Any, field: str = "tensor") -> None:
+    """Write an array-like into ``tensor`` in place (a field of a message being built).
+
+    Filling in place saves the deep copy that ``message.add(tensor=Tensor(...))`` makes:
+    the bytes are copied once by ``tobytes`` and once into the message, never a third time.
+    """
     array = np.asarray(value)
-    wire = wire_dtype(array, field)
+    tensor.dtype = cast(Any, wire_dtype(array, field))
+    tensor.shape.extend(array.shape)
     little = array.astype(array.dtype.newbyteorder("<"), copy=False)
-    return pb.Tensor(dtype=cast(Any, wire), shape=array.shape, data=np.asarray(little, order="C").tobytes())
+    tensor.data = little.tobytes()  # C order, one copy even for a non-contiguous view
 
 
 def decode_tensor(tensor: pb.Tensor, field: str = "tensor") -> np.ndarray:
@@ -77,12 +89,13 @@ def decode_tensor(tensor: pb.Tensor, field: str = "tensor") -> np.ndarray:
     for d in shape:
         count *= d
     expected = count * dtype.itemsize
-    got = len(tensor.data)
+    data = tensor.data  # read once: each read of a bytes field makes a new bytes object
+    got = len(data)
     if expected != got:
         raise InvalidArgument.field(
             field, f"byte length {got} does not match shape {list(shape)} of "
                    f"{DTYPE_NAMES[tensor.dtype]} (expected {expected} bytes)")
-    return np.frombuffer(tensor.data, dtype=dtype).reshape(shape)
+    return np.frombuffer(data, dtype=dtype).reshape(shape)
 
 
 def encode_param(value: Any, field: str = "param") -> pb.ParamValue:
@@ -110,7 +123,7 @@ def build_request(loss: str, inputs: Mapping[str, Any], params: Mapping[str, Any
     """An EvaluateRequest from Python values (``grads=None``: every differentiable input)."""
     request = pb.EvaluateRequest(loss=loss, request_id=request_id)
     for name, value in inputs.items():
-        request.inputs.add(name=name, tensor=encode_tensor(value, f"inputs.{name}"))
+        fill_tensor(request.inputs.add(name=name).tensor, value, f"inputs.{name}")
     for name, value in (params or {}).items():
         request.params.add(name=name, value=encode_param(value, f"params.{name}"))
     if grads is not None:

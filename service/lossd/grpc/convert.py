@@ -41,20 +41,30 @@ def decode_request(request: pb.EvaluateRequest) -> tuple[dict[str, np.ndarray], 
 
 
 def encode_array(array: np.ndarray) -> pb.Tensor:
-    """A Tensor holding ``array``'s bytes (one copy, by ``tobytes``)."""
-    array = np.asarray(array, order="C")  # keeps 0-d (ascontiguousarray would not)
-    return pb.Tensor(dtype=NUMPY_TO_WIRE[array.dtype.newbyteorder("<")], shape=array.shape,
-                     data=array.tobytes())
+    """A Tensor holding ``array``'s bytes."""
+    tensor = pb.Tensor()
+    fill_array(tensor, array)
+    return tensor
+
+
+def fill_array(tensor: pb.Tensor, array: np.ndarray) -> None:
+    """Write ``array`` into a Tensor field of the message being built, in place: one copy
+    by ``tobytes`` and one into the message (building a Tensor and then assigning it to a
+    map or message field would deep-copy the bytes once more)."""
+    array = np.asarray(array)
+    tensor.dtype = NUMPY_TO_WIRE[array.dtype.newbyteorder("<")]
+    tensor.shape.extend(array.shape)
+    tensor.data = array.tobytes()  # C order, one copy even for a non-contiguous view
 
 
 def encode_result(result: EvaluateResult) -> pb.EvaluateResponse:
-    return pb.EvaluateResponse(
-        loss=encode_array(result.loss),
-        grads={k: encode_array(v) for k, v in result.grads.items()},
-        outputs={k: encode_array(v) for k, v in result.outputs.items()},
-        request_id=result.request_id,
-        loss_id=result.loss_id,
-    )
+    response = pb.EvaluateResponse(request_id=result.request_id, loss_id=result.loss_id)
+    fill_array(response.loss, result.loss)
+    for k, v in result.grads.items():
+        fill_array(response.grads[k], v)
+    for k, v in result.outputs.items():
+        fill_array(response.outputs[k], v)
+    return response
 
 
 _SCHEMA_TYPES = {"double": "PARAM_TYPE_DOUBLE", "int64": "PARAM_TYPE_INT64",
