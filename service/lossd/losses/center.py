@@ -75,17 +75,19 @@ def _center(x, y, c, z, has_logits, order, start, lam, alpha, r, out, gx, gc, gz
     if want_c or update:
         for j in prange(n_cls):
             count = start[j + 1] - start[j]
+            acc = np.zeros(dim)
+            for m in range(start[j], start[j + 1]):
+                row = order[m]
+                for k in range(dim):
+                    acc[k] += np.float64(x[row, k]) - np.float64(c[j, k])
             for k in range(dim):
-                cjk = np.float64(c[j, k])
-                s = 0.0
-                for m in range(start[j], start[j + 1]):
-                    s += np.float64(x[order[m], k]) - cjk
+                s = acc[k]
                 if want_c:
                     gc[j, k] = -r * lam * s
                 if update:
                     dlt = -s / (1.0 + count)
                     delta[j, k] = dlt
-                    cnew[j, k] = cjk - alpha * dlt
+                    cnew[j, k] = np.float64(c[j, k]) - alpha * dlt
     return total
 
 
