@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint proto proto-check clean clean-cache test-container hadolint up down
+.PHONY: install run test lint proto proto-check clean clean-cache test-container hadolint up down bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,17 @@ proto: install
 
 proto-check: install
 	$(BIN)/python tools/gen_proto.py --check
+
+## bench: the benchmark suite -> bench/RESULTS.md + bench/plots/ (BENCH_QUICK=1: shorter).
+## Optional bench-only deps (never test deps): torch and matplotlib in .venv; MLServer, the
+## peer, in its own venv bench/.venv-peer so its pins cannot touch ours.
+BENCH_DEPS := torch==2.13.0 matplotlib
+PEER_DEPS  := mlserver==1.7.1 'tritonclient[grpc]' 'uvloop<0.22'
+bench: install
+	$(BIN)/python -m pip install --quiet $(BENCH_DEPS)
+	test -x bench/.venv-peer/bin/mlserver || { $(PYTHON) -m venv bench/.venv-peer && \
+		bench/.venv-peer/bin/python -m pip install --quiet $(PEER_DEPS); }
+	$(BIN)/python -m bench.run
 
 ## clean-cache: drop Numba's on-disk cache (needed after editing kernels/stable.py)
 clean-cache:
