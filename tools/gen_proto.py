@@ -5,6 +5,11 @@ in ``client/lossd_client/_proto/``; imports between them are rewritten from
 ``lossd.v1`` to ``lossd_client._proto.lossd.v1`` because ``lossd`` is the server's
 package name. ``--check`` regenerates into a temporary folder and exits 1 when the
 committed code differs (stale).
+
+Protos under ``proto/inference/`` (the Open Inference Protocol, package ``inference``)
+are not SDK code: they become serialized descriptor sets for the server
+(``PRIVATE_DESCRIPTORS``), loaded into a private descriptor pool so that they never
+clash with another library's ``inference`` package (tritonclient ships one).
 """
 
 from __future__ import annotations
@@ -20,6 +25,11 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "proto"
 OUT_DIR = ROOT / "client" / "lossd_client" / "_proto"
 PACKAGE_PREFIX = "lossd_client._proto."
+#: proto (relative to proto/) -> committed descriptor set, for private descriptor pools.
+PRIVATE_DESCRIPTORS = {
+    "inference/grpc_service.proto": ROOT / "service" / "lossd" / "v2" / "grpc_service.binpb",
+}
+PRIVATE_FOLDERS = ("inference/",)
 
 
 def generate(out: pathlib.Path) -> list[pathlib.Path]:
@@ -29,6 +39,7 @@ def generate(out: pathlib.Path) -> list[pathlib.Path]:
 
     include = pathlib.Path(grpc_tools.__file__).parent / "_proto"
     protos = sorted(str(p.relative_to(PROTO_DIR)) for p in PROTO_DIR.rglob("*.proto"))
+    protos = [p for p in protos if not p.startswith(PRIVATE_FOLDERS)]
     out.mkdir(parents=True, exist_ok=True)
     args = ["protoc", f"-I{PROTO_DIR}", f"-I{include}", f"--python_out={out}",
             f"--pyi_out={out}", f"--grpc_python_out={out}", *protos]
@@ -48,6 +59,15 @@ def generate(out: pathlib.Path) -> list[pathlib.Path]:
     return written
 
 
+def generate_descriptor(proto: str, out: pathlib.Path) -> None:
+    """Write the serialized FileDescriptorSet of ``proto`` (no source info) to ``out``."""
+    from grpc_tools import protoc
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if protoc.main(["protoc", f"-I{PROTO_DIR}", f"--descriptor_set_out={out}", proto]) != 0:
+        raise SystemExit(f"protoc failed on {proto}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if committed code is stale")
@@ -56,11 +76,18 @@ def main() -> int:
         if OUT_DIR.exists():
             shutil.rmtree(OUT_DIR)
         generate(OUT_DIR)
+        for proto, target in PRIVATE_DESCRIPTORS.items():
+            generate_descriptor(proto, target)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         fresh = pathlib.Path(tmp)
-        generate(fresh)
+        generate(fresh / "sdk")
         stale = []
+        for proto, target in PRIVATE_DESCRIPTORS.items():
+            generate_descriptor(proto, fresh / "private" / target.name)
+            if not target.exists() or target.read_bytes() != (fresh / "private" / target.name).read_bytes():
+                stale.append(str(target.relative_to(ROOT)))
+        fresh = fresh / "sdk"
         for path in fresh.rglob("*"):
             if path.is_file():
                 committed = OUT_DIR / path.relative_to(fresh)

@@ -33,6 +33,8 @@ from lossd.metrics import Metrics, fan_out, metrics_route, parse_buckets
 from lossd.rest import EXCEPTION_HANDLERS as REST_EXCEPTION_HANDLERS
 from lossd.rest import rest_routes
 from lossd.settings import MIB, Settings
+from lossd.v2.grpc import inference_handler
+from lossd.v2.rest import v2_routes
 from lossd.warmup import warm_up
 
 log = logging.getLogger("lossd.app")
@@ -81,7 +83,8 @@ class App:
             ("grpc.max_send_message_length", max(s.max_message_bytes, 256 * MIB)),
             ("grpc.so_reuseport", 0),
         ])
-        server.add_generic_rpc_handlers((generic_handler(LossServicer(self.plane)),))
+        server.add_generic_rpc_handlers((generic_handler(LossServicer(self.plane)),
+                                         inference_handler(self.plane)))  # KServe V2
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
@@ -93,6 +96,7 @@ class App:
         self.grpc_server = server
         routes = [metrics_route(self.metrics.registry)] if self.metrics else []
         routes += rest_routes(self.plane)
+        routes += v2_routes(self.plane)  # Open Inference Protocol (KServe V2)
         http_app = build_http_app(self.plane, extra_routes=routes,
                                   exception_handlers=REST_EXCEPTION_HANDLERS)
         config = uvicorn.Config(http_app, host=s.host, port=s.http_port, log_level="warning",
