@@ -46,14 +46,17 @@ def _ce_rows(z, target, row0, out):  # pragma: no cover - compiled
         m = -np.inf
         for j in range(width):
             m = max(m, z[b, j])
+        t = target[i]
+        zt = z[b, t]
         se = 0.0
         for j in range(width):
-            se += math.exp(z[b, j] - m)
-        lse = m + math.log(se)
-        t = target[i]
-        value = lse - z[b, t]
+            e = math.exp(z[b, j] - m)
+            z[b, j] = e
+            se += e
+        value = m + math.log(se) - zt
+        inv = 1.0 / se
         for j in range(width):
-            z[b, j] = math.exp(z[b, j] - lse)
+            z[b, j] *= inv
         z[b, t] -= 1.0
         out[i] = value
         total += value

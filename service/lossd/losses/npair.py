@@ -41,17 +41,22 @@ def _npair_rows(s, group, inv_count, row0, xent):  # pragma: no cover - compiled
         m = -np.inf
         for j in range(n):
             m = max(m, s[b, j])
-        se = 0.0
-        for j in range(n):
-            se += math.exp(s[b, j] - m)
-        lse = m + math.log(se)
         gi = group[i]
         w = inv_count[i]
+        se = 0.0
         ts = 0.0
         for j in range(n):
-            g = math.exp(s[b, j] - lse)
+            v = s[b, j]
             if group[j] == gi:
-                ts += s[b, j]
+                ts += v
+            e = math.exp(v - m)
+            s[b, j] = e
+            se += e
+        lse = m + math.log(se)
+        inv = 1.0 / se
+        for j in range(n):
+            g = s[b, j] * inv
+            if group[j] == gi:
                 g -= w
             s[b, j] = g
         value = lse - w * ts
