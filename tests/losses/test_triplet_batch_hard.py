@@ -54,9 +54,26 @@ def test_large_batch(dtype, reduction, variant):
     check_against_reference(LOSS, inputs, {"reduction": reduction, **variant}, reference)
 
 
+def assert_away_from_kinks(inputs, variant):
+    """No ties in the mining and no hinge at z = 0 within 1e-3 (README §9 test points)."""
+    x, y = inputs["embeddings"], inputs["labels"]
+    d = np.sqrt(np.sum((x[:, None] - x[None]) ** 2, axis=2))
+    if variant.get("squared"):
+        d = d * d
+    for i in range(len(x)):
+        pos = np.sort(d[i][(y == y[i]) & (np.arange(len(x)) != i)])
+        neg = np.sort(d[i][y != y[i]])
+        if len(pos) == 0 or len(neg) == 0:
+            continue
+        assert len(pos) < 2 or pos[-1] - pos[-2] > 1e-3
+        assert len(neg) < 2 or neg[1] - neg[0] > 1e-3
+        assert abs(variant.get("margin", 0.3) + pos[-1] - neg[0]) > 1e-3
+
+
 @pytest.mark.parametrize("variant", VARIANTS, ids=_ids)
 def test_finite_differences(variant):
     inputs = make((8, 3), np.float64, seed=12, classes=3)
+    assert_away_from_kinks(inputs, variant)
     for reduction in ("sum", "mean", "batchmean"):
         check_finite_differences(LOSS, inputs, {"reduction": reduction, **variant})
 

@@ -54,6 +54,11 @@ def test_finite_differences(variant, reduction):
     lo, _ = reference(inputs, {**params, "reduction": "none", "margin": 0.7 - 1e-3})
     hi, _ = reference(inputs, {**params, "reduction": "none", "margin": 0.7 + 1e-3})
     np.testing.assert_array_equal(lo > 0, hi > 0)      # no hinge within 1e-3
+    if params.get("swap"):                              # no tie between d_an and d_pn
+        p = params.get("p", 2.0)
+        d_an = np.sum(np.abs(inputs["anchor"] - inputs["negative"] + 1e-6) ** p, axis=1) ** (1 / p)
+        d_pn = np.sum(np.abs(inputs["positive"] - inputs["negative"] + 1e-6) ** p, axis=1) ** (1 / p)
+        assert np.all(np.abs(d_an - d_pn) > 1e-3)
     check_finite_differences(LOSS, inputs, params)
 
 
