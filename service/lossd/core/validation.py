@@ -105,10 +105,15 @@ def _check_input(s: InputSpec, a: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def _check_finite(name: str, a: np.ndarray) -> None:
-    if math.isfinite(float(np.add.reduce(a, axis=None, dtype=np.float64))):
+    # One SIMD pass in the array's own dtype: a NaN or Inf makes the sum non-finite. A sum
+    # in float64 would be 6x slower for float32 (per-element casting); a sum that merely
+    # overflows (large finite values) falls through to the exact check below.
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = float(np.add.reduce(a, axis=None))
+    if math.isfinite(total):
         return
     bad = ~np.isfinite(a)
-    if not bad.any():  # the float64 sum overflowed; every value is finite
+    if not bad.any():  # the sum overflowed; every value is finite
         return
     where = np.unravel_index(int(np.argmax(bad)), a.shape)
     raise input_error(name, f"expected finite values, got {float(a[where])} at index "
