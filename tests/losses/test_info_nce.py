@@ -142,3 +142,31 @@ def test_grads_rejection(client):
     with pytest.raises(lossd_client.InvalidArgument) as exc:
         client.evaluate(LOSS, make((3, 2, 2), np.float64), {}, grads=["negative_keys"])
     assert "grads" in [v.field for v in exc.value.field_violations]
+
+
+@pytest.mark.parametrize("negatives", [False, True])
+@pytest.mark.parametrize("normalize", [False, True])
+def test_matches_info_nce_pytorch_formula(negatives, normalize):
+    # RElbers/info-nce-pytorch (negative_mode="unpaired"), written out in torch
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    inputs = make((7, 4, 5), np.float64, seed=13, negatives=negatives)
+    t = {k: torch.tensor(v, requires_grad=True) for k, v in inputs.items()}
+    q, k = t["query"], t["positive_key"]
+    n = t.get("negative_keys")
+    if normalize:
+        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+        n = None if n is None else F.normalize(n, dim=-1)
+    if n is None:
+        logits = q @ k.T
+        labels = torch.arange(len(q))
+    else:
+        pos = torch.sum(q * k, dim=1, keepdim=True)
+        logits = torch.cat([pos, q @ n.T], dim=1)
+        labels = torch.zeros(len(q), dtype=torch.long)
+    loss = F.cross_entropy(logits / 0.1, labels)
+    loss.backward()
+    res = lossd.evaluate(LOSS, inputs, {"normalize": normalize})
+    np.testing.assert_allclose(res.loss, loss.detach().numpy(), rtol=1e-10)
+    for name, v in t.items():
+        np.testing.assert_allclose(res.grads[name], v.grad.numpy(), rtol=1e-9, atol=1e-12)

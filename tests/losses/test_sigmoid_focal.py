@@ -144,3 +144,24 @@ def test_targets_not_differentiable(client):
     with pytest.raises(lossd_client.InvalidArgument) as exc:
         client.evaluate(LOSS, make((2, 3), np.float64), {}, grads=["targets"])
     assert "grads" in [v.field for v in exc.value.field_violations]
+
+
+@pytest.mark.parametrize("alpha", [0.25, -1.0])
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_matches_torchvision_formula(alpha, reduction):
+    # torchvision.ops.sigmoid_focal_loss, written out in torch (torchvision is not installed)
+    torch = pytest.importorskip("torch")
+    inputs = make((6, 7), np.float64, seed=3, soft=True)
+    x = torch.tensor(inputs["logits"], requires_grad=True)
+    t = torch.tensor(inputs["targets"])
+    p = torch.sigmoid(x)
+    ce = torch.nn.functional.binary_cross_entropy_with_logits(x, t, reduction="none")
+    p_t = p * t + (1 - p) * (1 - t)
+    loss = ce * ((1 - p_t) ** 2.0)
+    if alpha >= 0:
+        loss = (alpha * t + (1 - alpha) * (1 - t)) * loss
+    loss = {"none": loss, "sum": loss.sum(), "mean": loss.mean()}[reduction]
+    loss.sum().backward()
+    res = lossd.evaluate(LOSS, inputs, {"alpha": alpha, "gamma": 2.0, "reduction": reduction})
+    np.testing.assert_allclose(res.loss, loss.detach().numpy(), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(res.grads["logits"], x.grad.numpy(), rtol=1e-9, atol=1e-13)

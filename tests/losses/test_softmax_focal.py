@@ -137,3 +137,21 @@ def test_class_alpha_not_differentiable(client):
     assert "grads" in [v.field for v in exc.value.field_violations]
     res = client.evaluate(LOSS, make((4, 3), np.float64, class_alpha=True), {})
     assert set(res.grads) == {"logits"}
+
+
+@pytest.mark.parametrize("gamma", [0.0, 2.0])
+def test_matches_torch(gamma):
+    # gamma = 0, alpha = 1: F.cross_entropy; gamma = 2: kornia's formula without its eps, in torch
+    torch = pytest.importorskip("torch")
+    inputs = make((9, 4), np.float64, seed=17)
+    z = torch.tensor(inputs["logits"], requires_grad=True)
+    y = torch.tensor(inputs["labels"])
+    log_p = torch.log_softmax(z, dim=1).gather(1, y[:, None])[:, 0]
+    loss = (-((1 - log_p.exp()) ** gamma) * log_p).mean()
+    if gamma == 0.0:
+        np.testing.assert_allclose(loss.detach().numpy(),
+                                   torch.nn.functional.cross_entropy(z, y).detach().numpy(), rtol=1e-14)
+    loss.backward()
+    res = lossd.evaluate(LOSS, inputs, {"gamma": gamma})
+    np.testing.assert_allclose(res.loss, loss.detach().numpy(), rtol=1e-10)
+    np.testing.assert_allclose(res.grads["logits"], z.grad.numpy(), rtol=1e-9, atol=1e-13)

@@ -166,3 +166,23 @@ def test_grads_list_rejections(client):
         assert "grads" in [v.field for v in exc.value.field_violations]
     res = client.evaluate(LOSS, make((4, 3), np.float64), {}, grads=["negative"])
     assert set(res.grads) == {"negative"}
+
+
+@pytest.mark.parametrize("p", [1.0, 2.0, 3.0])
+@pytest.mark.parametrize("swap", [False, True])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_matches_torch(p, swap, reduction):
+    torch = pytest.importorskip("torch")
+    inputs = make((13, 6), np.float64, seed=21)
+    tensors = {k: torch.tensor(v, requires_grad=True) for k, v in inputs.items()}
+    torch_reduction = "sum" if reduction == "batchmean" else reduction
+    out = torch.nn.functional.triplet_margin_loss(tensors["anchor"], tensors["positive"], tensors["negative"],
+                                                  margin=0.8, p=p, eps=1e-6, swap=swap,
+                                                  reduction=torch_reduction)
+    if reduction == "batchmean":
+        out = out / 13
+    out.sum().backward()
+    res = lossd.evaluate(LOSS, inputs, {"margin": 0.8, "p": p, "swap": swap, "reduction": reduction})
+    np.testing.assert_allclose(res.loss, out.detach().numpy(), rtol=1e-10, atol=1e-14)
+    for name, t in tensors.items():
+        np.testing.assert_allclose(res.grads[name], t.grad.numpy(), rtol=1e-10, atol=1e-14)
