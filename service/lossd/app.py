@@ -32,6 +32,13 @@ from lossd.logs import RequestLog
 from lossd.metrics import Metrics, fan_out, metrics_route, parse_buckets
 from lossd.rest import EXCEPTION_HANDLERS as REST_EXCEPTION_HANDLERS
 from lossd.rest import rest_routes
+from lossd.security import (
+    TokenInterceptor,
+    TokenMiddleware,
+    auth_token,
+    grpc_server_credentials,
+    uvicorn_tls_options,
+)
 from lossd.settings import MIB, Settings
 from lossd.v2.grpc import inference_handler
 from lossd.v2.rest import v2_routes
@@ -78,7 +85,8 @@ class App:
     async def start(self) -> None:
         """Listen on both ports (not ready yet)."""
         s = self.settings
-        server = grpc.aio.server(options=[
+        token = auth_token(s)
+        server = grpc.aio.server(interceptors=[TokenInterceptor(token)] if token else [], options=[
             ("grpc.max_receive_message_length", s.max_message_bytes + 64 * MIB),
             ("grpc.max_send_message_length", max(s.max_message_bytes, 256 * MIB)),
             ("grpc.so_reuseport", 0),
@@ -91,7 +99,10 @@ class App:
              reflection.SERVICE_NAME), server)
         for name in ("", SERVICE_NAME):
             await self._set_health(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        self.grpc_port = server.add_insecure_port(_address(s.host, s.grpc_port))
+        credentials = grpc_server_credentials(s)
+        address = _address(s.host, s.grpc_port)
+        self.grpc_port = (server.add_secure_port(address, credentials) if credentials
+                          else server.add_insecure_port(address))
         await server.start()
         self.grpc_server = server
         routes = [metrics_route(self.metrics.registry)] if self.metrics else []
@@ -99,8 +110,10 @@ class App:
         routes += v2_routes(self.plane)  # Open Inference Protocol (KServe V2)
         http_app = build_http_app(self.plane, extra_routes=routes,
                                   exception_handlers=REST_EXCEPTION_HANDLERS)
+        if token:
+            http_app = TokenMiddleware(http_app, token, s.metrics_auth)
         config = uvicorn.Config(http_app, host=s.host, port=s.http_port, log_level="warning",
-                                lifespan="off", access_log=False)
+                                lifespan="off", access_log=False, **uvicorn_tls_options(s))
         self.http_server = _EmbeddedUvicorn(config)
         self._http_task = asyncio.create_task(self.http_server.serve())
         while not self.http_server.started:

@@ -37,6 +37,16 @@ class Settings:
     max_queued_bytes: int = field(default=1024 * MIB, metadata={"help": "request bytes held by "
                                                                         "admitted calls at most"})
     workers: int = field(default=0, metadata={"help": "compute threads (0: one per core)"})
+    tls_cert: str = field(default="", metadata={"help": "PEM certificate: TLS on both ports"})
+    tls_key: str = field(default="", metadata={"help": "PEM private key of --tls-cert"})
+    tls_client_ca: str = field(default="", metadata={"help": "PEM CA: require client "
+                                                             "certificates (mutual TLS)"})
+    auth_token: str = field(default="", metadata={"help": "require 'authorization: Bearer "
+                                                          "<token>' on every call"})
+    auth_token_file: str = field(default="", metadata={"help": "read the bearer token from "
+                                                               "this file"})
+    metrics_auth: bool = field(default=False, metadata={"help": "require the token on /metrics "
+                                                                "too"})
     log_level: str = field(default="info", metadata={"help": "debug, info, warning or error"})
     log_format: str = field(default="json", metadata={"help": "json or text"})
     warmup: bool = field(default=True, metadata={"help": "compile every kernel before ready"})
