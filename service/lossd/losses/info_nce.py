@@ -28,7 +28,7 @@ import numpy as np
 from lossd.core import checks
 from lossd.kernels.jit import dual, f64, i64, prange, ro, rw
 from lossd.kernels.reduction import Reduction, scale
-from lossd.spec import Call, InputSpec, LossOutput, LossSpec, Kind, ParamSpec
+from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
 
 #: elements of one block of logits
 BLOCK_ELEMENTS = 1 << 21
