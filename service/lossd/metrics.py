@@ -48,6 +48,7 @@ PHASES = ("decode", "validate", "queue", "compute", "encode")
 # scrape): per call, only an append is paid on the request path.
 BATCH = 64
 NO_LOSS = ""  # the loss label of calls that are not about one loss (ListLosses)
+EXTRA_LABELS = frozenset({"unknown", NO_LOSS})
 
 
 def parse_buckets(text: str) -> tuple[float, ...]:
@@ -61,14 +62,20 @@ def parse_buckets(text: str) -> tuple[float, ...]:
 
 
 def build_versions() -> dict[str, str]:
-    """The label values of ``lossd_build_info``."""
+    """The label values of ``lossd_build_info`` (numba's from its metadata: importing it
+    here would delay listening while the registry loads lazily)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     import grpc
-    import numba
     import numpy
 
     from lossd import __version__
 
-    return {"version": __version__, "numba": numba.__version__, "numpy": numpy.__version__,
+    try:
+        numba = version("numba")
+    except PackageNotFoundError:
+        numba = "unknown"
+    return {"version": __version__, "numba": numba, "numpy": numpy.__version__,
             "grpcio": grpc.__version__, "python": platform.python_version()}
 
 
@@ -101,10 +108,12 @@ class _PerCall(Collector):
     scrape from another thread sees at worst one call's update half applied.
     """
 
-    def __init__(self, buckets: Sequence[float], losses: frozenset[str]) -> None:
+    def __init__(self, buckets: Sequence[float], losses: Iterable[str] | None) -> None:
         self.bounds = tuple(float(b) for b in buckets)
         self.byte_bounds = BYTE_BUCKETS
-        self.losses = losses
+        # the allowed ``loss`` label values; None: the registry's ids, read at the first
+        # fold (the registry loads its kernels lazily, during warm-up)
+        self.losses: frozenset[str] | None = None if losses is None else frozenset(losses) | EXTRA_LABELS
         self.calls: dict[tuple[str, str, str, str], list[float]] = {}
         self.by_loss: dict[str, _LossSeries] = {}
         self.in_flight: dict[str, int] = {"grpc": 0, "rest": 0}
@@ -134,7 +143,12 @@ class _PerCall(Collector):
 
     def _apply(self, record: CallRecord) -> None:
         loss = record.loss
-        if loss not in self.losses:
+        losses = self.losses
+        if losses is None:
+            from lossd.losses.registry import SPECS
+
+            losses = self.losses = frozenset(spec.id for spec in SPECS) | EXTRA_LABELS
+        if loss not in losses:
             loss = "unknown"
         bounds = self.bounds
         transport = record.transport
@@ -231,12 +245,8 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry, *, buckets: Sequence[float] = DEFAULT_BUCKETS,
                  losses: Iterable[str] | None = None, process: bool = True) -> None:
-        if losses is None:
-            from lossd.losses.registry import SPECS
-
-            losses = [spec.id for spec in SPECS]
         self.registry = registry
-        self.series = _PerCall(buckets, frozenset(losses) | {"unknown", NO_LOSS})
+        self.series = _PerCall(buckets, losses)
         registry.register(self.series)
         self.call_started = self.series.started
         self.call_finished = self.series.finished
