@@ -123,10 +123,12 @@ class App:
             await asyncio.sleep(0.01)
         self.http_port = self.http_server.servers[0].sockets[0].getsockname()[1]
         if self.metrics is not None and s.metrics_port >= 0:
-            metrics_app = Starlette(routes=[metrics_route(self.metrics.registry)])
+            metrics_app: Any = Starlette(routes=[metrics_route(self.metrics.registry)])
+            if token and s.metrics_auth:  # the same protection as /metrics on the HTTP port
+                metrics_app = TokenMiddleware(metrics_app, token, True)
             self._metrics_server = _EmbeddedUvicorn(uvicorn.Config(
                 metrics_app, host=s.host, port=s.metrics_port, log_level="warning", lifespan="off",
-                access_log=False))
+                access_log=False, **uvicorn_tls_options(s)))
             self._metrics_task = asyncio.create_task(self._metrics_server.serve())
             while not self._metrics_server.started:
                 if self._metrics_task.done():

@@ -304,3 +304,21 @@ def test_served_process_exports_warmup_per_loss_on_its_metrics_port():
             "0.0001", "0.01", "1.0", "+Inf"}
     finally:
         assert server.terminate() == 0
+
+
+def test_metrics_port_is_protected_like_the_http_port():
+    async def scenario():
+        out = {}
+        for protect in (True, False):
+            async with running_app(metrics_port=0, auth_token="s3cret-token", metrics_auth=protect) as app:
+                async with httpx.AsyncClient() as http:
+                    for port in (app.http_port, app.metrics_port):
+                        url = f"http://127.0.0.1:{port}/metrics"
+                        bare = (await http.get(url)).status_code
+                        good = (await http.get(url, headers={"Authorization": "Bearer s3cret-token"}))
+                        out[(protect, port == app.metrics_port)] = (bare, good.status_code)
+        return out
+
+    codes = asyncio.run(scenario())
+    assert codes == {(True, False): (401, 200), (True, True): (401, 200),
+                     (False, False): (200, 200), (False, True): (200, 200)}
