@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from lossd.kernels.reduction import REDUCTION_NAMES
-from lossd.losses.registry import SPECS
+from lossd.losses import registry
 from lossd.spec import LossSpec, ParamSpec
 
 PARAM_TYPES = {float: "double", int: "int64", bool: "bool", str: "string"}
@@ -48,4 +48,4 @@ def loss_schema(spec: LossSpec) -> dict[str, Any]:
 
 
 def all_schemas() -> list[dict[str, Any]]:
-    return [loss_schema(spec) for spec in SPECS]
+    return [loss_schema(spec) for spec in registry.SPECS]

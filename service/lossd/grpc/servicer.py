@@ -77,8 +77,7 @@ class LossServicer:
         self.plane = plane
         self.observer = observer
         self.limit = plane.settings.max_message_bytes
-        self._schemas = list_losses_response(__version__)
-        self._schemas_size = self._schemas.ByteSize()
+        self._schemas: pb.ListLossesResponse | None = None  # built on first use (after warm-up)
 
     async def _evaluate(self, request: Any, context: grpc.aio.ServicerContext | None,
                         timings: Timings) -> pb.EvaluateResponse:
@@ -161,10 +160,12 @@ class LossServicer:
         observer = self.plane.observer  # loss "": not about one loss
         start = time.perf_counter()
         observer.call_started("grpc")
+        if self._schemas is None:
+            self._schemas = list_losses_response(__version__)
         observer.call_finished(CallRecord(transport="grpc", method="ListLosses", loss="", code="OK",
                                           duration=time.perf_counter() - start,
                                           request_bytes=request.ByteSize(),
-                                          response_bytes=self._schemas_size))
+                                          response_bytes=self._schemas.ByteSize()))
         return self._schemas
 
     @staticmethod

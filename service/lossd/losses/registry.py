@@ -1,4 +1,10 @@
-"""The explicit list of losses. Adding a loss: one module with ``SPEC``, one line here.
+"""The explicit list of losses. Adding a loss: one module with ``SPEC``, one line in
+``MODULES``.
+
+Loss modules compile their kernels when imported (eager signatures), so the registry
+imports them on first use, not when lossd is imported: the server listens first and
+reports NOT_SERVING while :func:`load` (driven by warm-up) compiles or loads each
+module's kernels. ``SPECS``, ``BY_ID`` and ``BY_NAME`` load the registry when first read.
 
 Aliases are resolved here only; responses, metrics and logs use canonical ids.
 """
@@ -6,100 +12,99 @@ Aliases are resolved here only; responses, metrics and logs use canonical ids.
 from __future__ import annotations
 
 import difflib
+import importlib
+import threading
+import time
+from typing import Any, Callable
 
-from lossd.losses import (
-    arcface,
-    binary_cross_entropy,
-    categorical_cross_entropy,
-    center,
-    combined_margin,
-    contrastive,
-    cosface,
-    cosine_embedding,
-    euclidean,
-    f_divergence,
-    gaussian_nll,
-    hinge_embedding,
-    huber,
-    info_nce,
-    kl_div,
-    l1,
-    l2_distance,
-    l2_loss,
-    l_softmax,
-    margin_ranking,
-    moon,
-    mse,
-    nll_loss,
-    npair,
-    poisson_nll,
-    sigmoid_cross_entropy,
-    sigmoid_focal,
-    smooth_l1,
-    soft_margin,
-    softmax_cross_entropy,
-    softmax_focal,
-    sphereface,
-    triplet_batch_hard,
-    triplet_margin,
-    tv,
-)
 from lossd.spec import LossSpec
 from lossd_client.errors import NotFound
 
-SPECS: tuple[LossSpec, ...] = (
-    sphereface.SPEC,
-    l_softmax.SPEC,
-    l1.SPEC,
-    margin_ranking.SPEC,
-    cosine_embedding.SPEC,
-    soft_margin.SPEC,
-    hinge_embedding.SPEC,
-    combined_margin.SPEC,
-    cosface.SPEC,
-    gaussian_nll.SPEC,
-    poisson_nll.SPEC,
-    huber.SPEC,
-    smooth_l1.SPEC,
-    arcface.SPEC,
-    euclidean.SPEC,
-    l2_distance.SPEC,
-    l2_loss.SPEC,
-    mse.SPEC,
-    softmax_cross_entropy.SPEC,
-    tv.SPEC,
-    f_divergence.SPEC,
-    kl_div.SPEC,
-    nll_loss.SPEC,
-    categorical_cross_entropy.SPEC,
-    sigmoid_cross_entropy.SPEC,
-    binary_cross_entropy.SPEC,
-    contrastive.SPEC,
-    triplet_margin.SPEC,
-    sigmoid_focal.SPEC,
-    softmax_focal.SPEC,
-    moon.SPEC,
-    center.SPEC,
-    triplet_batch_hard.SPEC,
-    npair.SPEC,
-    info_nce.SPEC,
+#: every loss module, in the order of ../shared/losses/README.md section 11.
+MODULES: tuple[str, ...] = (
+    "mse",
+    "l1",
+    "l2_loss",
+    "l2_distance",
+    "euclidean",
+    "smooth_l1",
+    "huber",
+    "binary_cross_entropy",
+    "categorical_cross_entropy",
+    "softmax_cross_entropy",
+    "nll_loss",
+    "sigmoid_cross_entropy",
+    "kl_div",
+    "f_divergence",
+    "tv",
+    "poisson_nll",
+    "gaussian_nll",
+    "hinge_embedding",
+    "soft_margin",
+    "cosine_embedding",
+    "margin_ranking",
+    "center",
+    "sigmoid_focal",
+    "softmax_focal",
+    "l_softmax",
+    "sphereface",
+    "contrastive",
+    "triplet_margin",
+    "triplet_batch_hard",
+    "moon",
+    "arcface",
+    "cosface",
+    "combined_margin",
+    "npair",
+    "info_nce",
 )
 
-BY_ID: dict[str, LossSpec] = {spec.id: spec for spec in SPECS}
-BY_NAME: dict[str, LossSpec] = {**BY_ID, **{a: s for s in SPECS for a in s.aliases}}
+_LOCK = threading.Lock()
+_LOADED: dict[str, Any] = {}
+
+
+def load(on_module: Callable[[str, float], None] | None = None) -> tuple[LossSpec, ...]:
+    """Import every loss module (compiling or loading its kernels) once; return the specs.
+
+    ``on_module(loss_id, seconds)`` is called after each import the first time.
+    """
+    with _LOCK:
+        if not _LOADED:
+            specs = []
+            for name in MODULES:
+                start = time.perf_counter()
+                spec = importlib.import_module(f"lossd.losses.{name}").SPEC
+                if on_module is not None:
+                    on_module(spec.id, time.perf_counter() - start)
+                specs.append(spec)
+            by_id = {spec.id: spec for spec in specs}
+            _LOADED.update(SPECS=tuple(specs), BY_ID=by_id,
+                           BY_NAME={**by_id, **{a: s for s in specs for a in s.aliases}})
+    return _LOADED["SPECS"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("SPECS", "BY_ID", "BY_NAME"):
+        load()
+        return _LOADED[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def resolve(name: str) -> LossSpec:
     """The spec of a loss id or alias; NotFound (with close matches) otherwise."""
-    spec = BY_NAME.get(name)
+    load()
+    by_name = _LOADED["BY_NAME"]
+    spec = by_name.get(name)
     if spec is None:
-        close = difflib.get_close_matches(str(name), list(BY_NAME), n=3, cutoff=0.5)
+        close = difflib.get_close_matches(str(name), list(by_name), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise NotFound(f"unknown loss {str(name)[:100]!r}{hint} (ListLosses lists all {len(SPECS)})")
+        raise NotFound(f"unknown loss {str(name)[:100]!r}{hint} (ListLosses lists all "
+                       f"{len(_LOADED['SPECS'])})")
     return spec
 
 
 def canonical_id(name: str) -> str | None:
     """The canonical id of a name, or None when unknown (for bounded metric labels)."""
-    spec = BY_NAME.get(name)
+    load()
+    spec = _LOADED["BY_NAME"].get(name)
     return spec.id if spec else None

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from lossd.losses.registry import SPECS
+from lossd.losses import registry
 from lossd.rest.codec import DTYPES, FORMATS, TOKENS
 from lossd.schema import loss_schema
 from lossd.spec import LossSpec, ParamSpec
@@ -139,7 +139,7 @@ def _evaluate_operation(op_id: str, summary: str, schema: dict[str, Any],
 
 def openapi_document(version: str) -> dict[str, Any]:
     paths: dict[str, Any] = {}
-    for spec in SPECS:
+    for spec in registry.SPECS:
         paths[f"/v1/losses/{spec.id}:evaluate"] = {"post": _evaluate_operation(
             f"evaluate_{spec.id}", f"{spec.id}: {spec.summary}", request_schema(spec), _example(spec))}
     loss_param = {"name": "loss", "in": "path", "required": True, "schema": {"type": "string"},
@@ -228,7 +228,7 @@ def _components() -> dict[str, Any]:
                                  "grads": {"type": "object", "additionalProperties": _ref("Tensor")},
                                  "outputs": {"type": "object", "additionalProperties": _ref("Tensor")},
                                  "request_id": {"type": "string"},
-                                 "loss_id": {"type": "string", "enum": [s.id for s in SPECS]}}},
+                                 "loss_id": {"type": "string", "enum": [s.id for s in registry.SPECS]}}},
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message", "field_violations"], "properties": {
                 "code": {"type": "string", "enum": ERROR_CODES}, "message": {"type": "string"},
@@ -266,7 +266,7 @@ def docs_html(version: str) -> str:
         "large), 415 (not JSON), 429 (overloaded), 503 (not ready).</p>",
         "<h2>Losses</h2>",
     ]
-    for spec in SPECS:
+    for spec in registry.SPECS:
         s = loss_schema(spec)
         aliases = f" (aliases: {e(', '.join(s['aliases']))})" if s["aliases"] else ""
         parts.append(f"<h3 id='{e(s['id'])}'>{e(s['id'])}{aliases}</h3><p>{e(s['description'])} "

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 import grpc
 from starlette.exceptions import HTTPException
@@ -18,7 +19,8 @@ from starlette.routing import BaseRoute, Route
 from lossd import __version__
 from lossd.core.dataplane import DataPlane, Timings
 from lossd.core.observer import CallRecord
-from lossd.losses.registry import SPECS, canonical_id, resolve
+from lossd.losses import registry
+from lossd.losses.registry import canonical_id, resolve
 from lossd.rest import codec
 from lossd.rest.errors import HttpError, error_response
 from lossd.rest.openapi import docs_html, openapi_document
@@ -74,9 +76,19 @@ class RestApi:
     def __init__(self, plane: DataPlane) -> None:
         self.plane = plane
         self.limit = plane.settings.max_message_bytes
-        self._openapi = codec.dumps(openapi_document(__version__))
-        self._docs = docs_html(__version__)
-        self._list = codec.dumps({"losses": [loss_schema(s) for s in SPECS], "version": __version__})
+        self._cache: dict[str, bytes | str] = {}
+
+    def _cached(self, key: str) -> Any:
+        """Documents built on first use (after warm-up has loaded the registry)."""
+        if key not in self._cache:
+            if key == "openapi":
+                self._cache[key] = codec.dumps(openapi_document(__version__))
+            elif key == "docs":
+                self._cache[key] = docs_html(__version__)
+            else:
+                self._cache[key] = codec.dumps({"losses": [loss_schema(s) for s in registry.SPECS],
+                                                "version": __version__})
+        return self._cache[key]
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -88,7 +100,7 @@ class RestApi:
         ]
 
     async def list_losses(self, request: Request) -> Response:
-        return Response(self._list, media_type=JSON)
+        return Response(self._cached("list"), media_type=JSON)
 
     async def get_loss(self, request: Request) -> Response:
         name = request.path_params["loss"]
@@ -101,10 +113,10 @@ class RestApi:
         return Response(codec.dumps(loss_schema(spec)), media_type=JSON)
 
     async def openapi(self, request: Request) -> Response:
-        return Response(self._openapi, media_type=JSON)
+        return Response(self._cached("openapi"), media_type=JSON)
 
     async def docs(self, request: Request) -> Response:
-        return HTMLResponse(self._docs)
+        return HTMLResponse(self._cached("docs"))
 
     async def evaluate(self, request: Request) -> Response:
         """POST /v1/losses/{loss}:evaluate, reported to the observer; never raises."""
