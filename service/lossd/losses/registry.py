@@ -104,7 +104,10 @@ def resolve(name: str) -> LossSpec:
 
 
 def canonical_id(name: str) -> str | None:
-    """The canonical id of a name, or None when unknown (for bounded metric labels)."""
-    load()
-    spec = _LOADED["BY_NAME"].get(name)
+    """The canonical id of a name, or None when unknown (for bounded metric labels).
+
+    Never loads the registry: before warm-up has loaded it, every name is unknown, so a
+    call arriving during warm-up cannot block the event loop on kernel compilation.
+    """
+    spec = _LOADED.get("BY_NAME", {}).get(name)
     return spec.id if spec else None
