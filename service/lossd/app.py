@@ -174,8 +174,15 @@ class App:
         if self.settings.drain_delay > 0:
             await asyncio.sleep(self.settings.drain_delay)
         self.plane.refusing = True  # new calls on either transport: UNAVAILABLE / 503
+        # Let admitted calls finish while the gRPC server still runs: stopping it refuses
+        # new calls with CANCELLED, not the UNAVAILABLE a client retries elsewhere.
+        end = time.monotonic() + grace
+        while self.plane.admission.in_flight and time.monotonic() < end:
+            await asyncio.sleep(0.01)
+        # a short linger: calls already on the wire get UNAVAILABLE rather than being cut off
+        await asyncio.sleep(max(0.0, min(0.25, end - time.monotonic())))
         if self.grpc_server is not None:
-            await self.grpc_server.stop(grace)
+            await self.grpc_server.stop(max(0.0, end - time.monotonic()))
         if self.http_server is not None:
             self.http_server.should_exit = True
         if self._metrics_server is not None:
