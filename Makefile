@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint proto proto-check clean clean-cache test-container hadolint up down bench
+.PHONY: install run test lint proto proto-check clean clean-cache test-container hadolint up down bench \
+        fuzz load boundscheck
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,18 @@ run: install
 ## test: the whole test suite (real servers on free loopback ports)
 test: install
 	$(BIN)/python -m pytest -q
+
+## fuzz: the long hypothesis run of the decoders and validators (LOSSD_FUZZ_EXAMPLES per target)
+fuzz: install
+	LOSSD_FUZZ_PROFILE=long $(BIN)/python -m pytest -q -s tests/fuzz/test_fuzz.py
+
+## load: 60 s each with 16 and 64 concurrent clients against a fresh server (figures as JSON lines)
+load: install
+	$(BIN)/python -m tests.load.driver --seconds 60 --clients 16 64
+
+## boundscheck: the float64 loss tests with NUMBA_BOUNDSCHECK=1 (own temporary Numba cache; ~2 min)
+boundscheck: install
+	LOSSD_BOUNDSCHECK=1 $(BIN)/python -m pytest -q -s tests/fuzz/test_boundscheck.py
 
 ## lint: ruff on everything, mypy on the SDK
 lint: install

@@ -15,6 +15,6 @@ _COMMON = dict(deadline=None, database=None,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                       HealthCheck.filter_too_much])
 settings.register_profile("ci", max_examples=300, derandomize=True, **_COMMON)
-settings.register_profile("long", max_examples=int(os.environ.get("LOSSD_FUZZ_EXAMPLES", "20000")),
+settings.register_profile("long", max_examples=int(os.environ.get("LOSSD_FUZZ_EXAMPLES", "5000")),
                           **_COMMON)
 settings.load_profile(os.environ.get("LOSSD_FUZZ_PROFILE", "ci"))
