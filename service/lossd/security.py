@@ -27,23 +27,39 @@ OPEN_HTTP_PATHS = ("/healthz", "/readyz")
 
 
 def auth_token(settings: Settings) -> str:
-    """The configured token ('' when authentication is off)."""
+    """The configured token ('' when authentication is off).
+
+    An empty token file is an error, not "authentication off": a misconfigured secret
+    must not silently open the server.
+    """
     if settings.auth_token_file:
-        return pathlib.Path(settings.auth_token_file).read_text().strip()
+        token = pathlib.Path(settings.auth_token_file).read_text().strip()
+        if not token:
+            raise ValueError(f"--auth-token-file {settings.auth_token_file} is empty")
+        return token
     return settings.auth_token
 
 
-def token_matches(header: str | None, token: str) -> bool:
-    """Constant-time check of an ``authorization`` header value against ``token``."""
+def token_matches(header: str | bytes | None, token: str) -> bool:
+    """Constant-time check of an ``authorization`` header value against ``token``
+    (raw header bytes are compared as sent, so a non-ASCII token matches too)."""
     expected = f"Bearer {token}".encode()
-    given = (header or "").encode()
+    given = header if isinstance(header, bytes) else (header or "").encode()
     return hmac.compare_digest(given, expected)
 
 
 def grpc_server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
-    """TLS (or mutual TLS) credentials for the gRPC port, or None for plaintext."""
+    """TLS (or mutual TLS) credentials for the gRPC port, or None for plaintext.
+
+    Incomplete TLS settings are an error: ``--tls-client-ca`` without ``--tls-cert`` must
+    not quietly serve plaintext without client authentication.
+    """
+    if (settings.tls_client_ca or settings.tls_key) and not settings.tls_cert:
+        raise ValueError("--tls-key and --tls-client-ca need --tls-cert (TLS on both ports)")
     if not settings.tls_cert:
         return None
+    if not settings.tls_key:
+        raise ValueError("--tls-cert needs --tls-key")
     key = pathlib.Path(settings.tls_key).read_bytes()
     cert = pathlib.Path(settings.tls_cert).read_bytes()
     ca = pathlib.Path(settings.tls_client_ca).read_bytes() if settings.tls_client_ca else None
@@ -81,6 +97,10 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
         return _denying(handler)
 
 
+def _ignore(raw: bytes) -> None:
+    return None
+
+
 def _denying(handler: Any) -> Any:
     """A handler of the same kind as ``handler`` that fails with UNAUTHENTICATED."""
     message = "missing or invalid bearer token (send 'authorization: Bearer <token>')"
@@ -94,8 +114,8 @@ def _denying(handler: Any) -> Any:
 
     if handler is None:
         return None
-    kwargs = dict(request_deserializer=handler.request_deserializer,
-                  response_serializer=handler.response_serializer)
+    # the request of an unauthenticated call is never parsed (only received, within the size limit)
+    kwargs = dict(request_deserializer=_ignore, response_serializer=handler.response_serializer)
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(deny_unary, **kwargs)
     if handler.unary_stream:
@@ -120,7 +140,7 @@ class TokenMiddleware:
         header = None
         for key, value in scope.get("headers", ()):
             if key == b"authorization":
-                header = value.decode("latin-1")
+                header = value
         if token_matches(header, self.token):
             await self.app(scope, receive, send)
             return
