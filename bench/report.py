@@ -218,7 +218,8 @@ def e2e_section(e: dict[str, Any], lines: list[str], targets: list[tuple]) -> No
     lines += ["", *[f"- {n}" for n in e.get("notes", [])]]
     rest = e.get("rest", {})
     if rest.get("available"):
-        rest_line = f"routes {', '.join(rest.get('routes', []))} exist; bench/rest_vs_grpc.py measures them"
+        rest_line = (f"{len(rest.get('routes', []))} evaluate routes exist (e.g. /v1/losses/mse:evaluate); "
+                     "REST is measured by bench/rest_vs_grpc.py (another engineer's), not in this section")
     else:
         rest_line = "no REST evaluate route found when this ran; not measured here"
     lines += [f"- REST: {rest_line}.",
