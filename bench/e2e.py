@@ -11,9 +11,6 @@ same bytes each way. Contenders alternate in blocks; medians over the blocks.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import statistics
 import sys
 import threading
@@ -23,7 +20,7 @@ from typing import Any, Callable
 import grpc
 import numpy as np
 
-from bench import proc
+from bench import cli, proc
 from bench.echo_server import stub as echo_stub
 
 KIB, MIB = 1024, 1024 * 1024
@@ -163,15 +160,7 @@ def rest_probe(http: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", default=bool(os.environ.get("BENCH_QUICK")))
-    parser.add_argument("--out", default="bench/out/e2e.json")
-    args = parser.parse_args(argv)
-    result = run(args.quick)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
-    return 0
+    return cli.main(run, "bench/out/e2e.json", argv)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ without it this section is skipped with a note.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -25,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from bench import proc
+from bench import cli, proc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SIZES = [32, 1_000_000]
@@ -121,15 +120,7 @@ def run(quick: bool, log=print) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", default=bool(os.environ.get("BENCH_QUICK")))
-    parser.add_argument("--out", default="bench/out/peer.json")
-    args = parser.parse_args(argv)
-    result = run(args.quick)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
-    return 0
+    return cli.main(run, "bench/out/peer.json", argv)
 
 
 if __name__ == "__main__":

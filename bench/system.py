@@ -7,9 +7,6 @@ while it serves one 64 MiB MSE request (32 MiB input + 32 MiB target, both gradi
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import re
 import shutil
 import statistics
@@ -20,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from bench import proc
+from bench import cli, proc
 
 MIB = 1024 * 1024
 
@@ -85,15 +82,7 @@ def run(quick: bool, log=print) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", default=bool(os.environ.get("BENCH_QUICK")))
-    parser.add_argument("--out", default="bench/out/system.json")
-    args = parser.parse_args(argv)
-    result = run(args.quick)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
-    return 0
+    return cli.main(run, "bench/out/system.json", argv)
 
 
 if __name__ == "__main__":
