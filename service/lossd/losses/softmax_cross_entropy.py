@@ -31,6 +31,10 @@ from lossd.kernels.reduction import Reduction, scale
 from lossd.losses.common import buffer, finish
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
 
+#: rows per chunk of the index kernel target about this many elements (one float64
+#: scratch row is allocated per chunk, not per row).
+_CHUNK_ELEMENTS = 4096
+
 
 @dual(for_floats(lambda f: f64(ro(f, 3), ro(i64, 2), ro(f), i64, f64, f64, rw(f, 2), rw(f, 3),
                                boolean)))
@@ -40,43 +44,60 @@ def _ce_index(z, y, w, ignore, eps, s, out, gz, want):  # pragma: no cover - com
     sw = 0.0
     for c in range(n_cls):
         sw += w[c]
+    per = max(1, _CHUNK_ELEMENTS // (n_cls * n_pos))
+    n_chunks = (n_rows + per - 1) // per
     total = 0.0
-    for n in prange(n_rows):
-        for k in range(n_pos):
-            label = y[n, k]
-            if label == ignore:
-                if keep:
-                    out[n, k] = 0.0
+    for chunk in prange(n_chunks):
+        # exp(z_c - m) is computed once per element into e (float64), then reused for the
+        # gradient as q_c = e_c / se: one exp per element instead of two.
+        e = np.empty(n_cls if want else 0)
+        acc = 0.0
+        for n in range(chunk * per, min(n_rows, (chunk + 1) * per)):
+            for k in range(n_pos):
+                label = y[n, k]
+                if label == ignore:
+                    if keep:
+                        out[n, k] = 0.0
+                    if want:
+                        for c in range(n_cls):
+                            gz[n, c, k] = 0.0
+                    continue
+                m = -np.inf
+                for c in range(n_cls):
+                    m = max(m, np.float64(z[n, c, k]))
+                se = 0.0
+                wz = 0.0
                 if want:
                     for c in range(n_cls):
-                        gz[n, c, k] = 0.0
-                continue
-            m = -np.inf
-            for c in range(n_cls):
-                m = max(m, np.float64(z[n, c, k]))
-            se = 0.0
-            wz = 0.0
-            for c in range(n_cls):
-                zc = np.float64(z[n, c, k])
-                se += math.exp(zc - m)
-                wz += w[c] * zc
-            lse = m + math.log(se)
-            wy = np.float64(w[label])
-            value = (1.0 - eps) * wy * (lse - np.float64(z[n, label, k]))
-            if eps != 0.0:
-                value += eps / n_cls * (sw * lse - wz)
-            total += value
-            if keep:
-                out[n, k] = value
-            if want:
-                a = s * (1.0 - eps) * wy
-                b = s * eps / n_cls
-                for c in range(n_cls):
-                    q = math.exp(np.float64(z[n, c, k]) - lse)
-                    g = a * q + b * (sw * q - w[c])
-                    if c == label:
-                        g -= a
-                    gz[n, c, k] = g
+                        zc = np.float64(z[n, c, k])
+                        ec = math.exp(zc - m)
+                        e[c] = ec
+                        se += ec
+                        wz += w[c] * zc
+                else:
+                    for c in range(n_cls):
+                        zc = np.float64(z[n, c, k])
+                        se += math.exp(zc - m)
+                        wz += w[c] * zc
+                lse = m + math.log(se)
+                wy = np.float64(w[label])
+                value = (1.0 - eps) * wy * (lse - np.float64(z[n, label, k]))
+                if eps != 0.0:
+                    value += eps / n_cls * (sw * lse - wz)
+                acc += value
+                if keep:
+                    out[n, k] = value
+                if want:
+                    a = s * (1.0 - eps) * wy
+                    b = s * eps / n_cls
+                    r = 1.0 / se
+                    for c in range(n_cls):
+                        q = e[c] * r
+                        g = a * q + b * (sw * q - w[c])
+                        if c == label:
+                            g -= a
+                        gz[n, c, k] = g
+        total += acc
     return total
 
 
@@ -140,8 +161,10 @@ def compute(call: Call) -> LossOutput:
         s = scale(call.reduction, n * positions, n)
         degenerate = False
         if call.reduction is Reduction.MEAN:
-            kept = y != ignore
-            weight_total = float(np.sum(w[y[kept]], dtype=np.float64))
+            if call.get("weight") is None:  # all weights 1: W is the exact non-ignored count
+                weight_total = float(y.size - np.count_nonzero(y == ignore))
+            else:
+                weight_total = float(np.sum(w[y[y != ignore]], dtype=np.float64))
             degenerate = weight_total == 0.0
             s = 0.0 if degenerate else 1.0 / weight_total
         out = buffer(call, (n, positions), call.reduction is Reduction.NONE)
