@@ -27,6 +27,9 @@ from lossd.kernels.reduction import scale
 from lossd.losses.common import buffer, finish, grads_of, loss_buffer
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
 
+#: rows per chunk target about this many elements (one float64 scratch row per chunk).
+_CHUNK_ELEMENTS = 4096
+
 
 @dual(for_floats(lambda f: f64(ro(f, 2), ro(i64), ro(f), boolean, f64, f64, f64, rw(f), rw(f, 2),
                                boolean)))
@@ -34,35 +37,47 @@ def _softmax_focal(z, y, class_alpha, per_class, alpha, gamma, r, out, gz,
                    want):  # pragma: no cover - compiled
     n, c = z.shape
     keep = out.size > 0
+    per = max(1, _CHUNK_ELEMENTS // c)
+    n_chunks = (n + per - 1) // per
     total = 0.0
-    for i in prange(n):
-        m = -np.inf
-        for k in range(c):
-            m = max(m, np.float64(z[i, k]))
-        se = 0.0
-        for k in range(c):
-            se += math.exp(np.float64(z[i, k]) - m)
-        lse = m + math.log(se)
-        label = y[i]
-        lp = np.float64(z[i, label]) - lse
-        py = math.exp(lp)
-        u = -math.expm1(lp)
-        a = np.float64(class_alpha[label]) if per_class else alpha
-        ug = u ** gamma
-        value = -a * ug * lp
-        total += value
-        if keep:
-            out[i] = value
-        if want:
-            bracket = -ug
-            if u > 0.0 and gamma != 0.0:
-                bracket += gamma * py * (lp / u) * ug
-            coef = r * a * bracket
+    for chunk in prange(n_chunks):
+        # exp(z_k - m) once per element into a float64 scratch row, reused by the gradient.
+        e = np.empty(c if want else 0)
+        acc = 0.0
+        for i in range(chunk * per, min(n, (chunk + 1) * per)):
+            m = -np.inf
             for k in range(c):
-                if k == label:
-                    gz[i, k] = coef * u
-                else:
-                    gz[i, k] = -coef * math.exp(np.float64(z[i, k]) - lse)
+                m = max(m, np.float64(z[i, k]))
+            se = 0.0
+            if want:
+                for k in range(c):
+                    ek = math.exp(np.float64(z[i, k]) - m)
+                    e[k] = ek
+                    se += ek
+            else:
+                for k in range(c):
+                    se += math.exp(np.float64(z[i, k]) - m)
+            lse = m + math.log(se)
+            label = y[i]
+            lp = np.float64(z[i, label]) - lse
+            py = math.exp(lp)
+            u = -math.expm1(lp)
+            a = np.float64(class_alpha[label]) if per_class else alpha
+            ug = u ** gamma
+            value = -a * ug * lp
+            acc += value
+            if keep:
+                out[i] = value
+            if want:
+                bracket = -ug
+                if u > 0.0 and gamma != 0.0:
+                    bracket += gamma * py * (lp / u) * ug
+                coef = r * a * bracket
+                f = -coef / se
+                for k in range(c):
+                    gz[i, k] = f * e[k]
+                gz[i, label] = coef * u
+        total += acc
     return total
 
 
