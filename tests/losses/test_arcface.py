@@ -1,9 +1,6 @@
 """arcface (metric.md §7a) against the float64 reference, finite differences, angles with
 known answers, the fallback and easy-margin branches, the clamp, and rejections through the
-live server.
-
-Also holds the data helpers of the face-loss tests (l_softmax, sphereface, cosface,
-combined_margin import ``face_inputs``, ``SHAPES`` and ``face_rejections``)."""
+live server."""
 
 from __future__ import annotations
 
@@ -13,75 +10,18 @@ import numpy as np
 import pytest
 
 import lossd
+from tests.losses._face import (
+    assert_accepts_small_rows,
+    face_inputs,
+    param_id,
+    reference_tests,
+    rejection_tests,
+)
+from tests.losses._shared import assert_alias_and_dtypes
 from tests.losses.harness import check_against_reference, check_finite_differences
-from tests.losses.test_mse import assert_alias_and_dtypes, assert_rejected, generic_rejections
 from tests.reference.arcface import reference
 
 LOSS = "arcface"
-DTYPES = [np.float32, np.float64]
-REDUCTIONS = ["none", "sum", "mean", "batchmean"]
-# (N, D, C): batch 1, odd sizes, C >= 10 000 (parallel build, N*C > 4096), N >= 512
-SHAPES = [(1, 4, 3), (7, 5, 11), (37, 6, 10007), (520, 3, 9)]
-
-
-def face_inputs(n, d, c, dtype, seed, avoid=(), gap=2e-2, scale=1.0):
-    """features, weight, labels with target cosines spread over (-1, 1) (features are a random
-    multiple of the label's weight row plus noise), none within ``gap`` of a value in ``avoid``
-    (branch thresholds kept away from, README §9)."""
-    rng = np.random.default_rng(seed)
-    w = rng.standard_normal((c, d)) * rng.uniform(0.5, 2.0, (c, 1))
-    y = rng.integers(0, c, n)
-    wy = w[y] / np.linalg.norm(w[y], axis=1, keepdims=True)
-    x = np.empty((n, d))
-    todo = np.ones(n, bool)
-    while todo.any():
-        k = int(todo.sum())
-        cand = rng.uniform(-1.5, 2.5, (k, 1)) * wy[todo] + 0.6 * rng.standard_normal((k, d))
-        x[todo] = cand
-        cos = np.sum(x * wy, axis=1) / np.linalg.norm(x, axis=1)
-        bad = np.zeros(n, bool)
-        for a in avoid:
-            bad |= np.abs(cos - a) < gap
-        todo = bad
-    x *= scale
-    return {"features": x.astype(dtype), "weight": w.astype(dtype), "labels": y}
-
-
-def face_rejections(valid):
-    """The shape, label and zero-norm rejections of the five face losses: pytest params
-    ``(inputs, params, field)`` built from one valid float64 request."""
-    x, w, y = valid["features"], valid["weight"], valid["labels"]
-    zx = x.copy()
-    zx[1] = 0.0
-    tiny_w = w.copy()
-    tiny_w[2] = 1e-13 / math.sqrt(w.shape[1])
-    cases = [
-        ("features-rank1", {**valid, "features": x[0]}, "inputs.features"),
-        ("features-rank3", {**valid, "features": x[None]}, "inputs.features"),
-        ("weight-rank1", {**valid, "weight": w[0]}, "inputs.weight"),
-        ("weight-D", {**valid, "weight": w[:, :-1].copy()}, "inputs.weight"),
-        ("labels-shape", {**valid, "labels": y[:-1]}, "inputs.labels"),
-        ("labels-2d", {**valid, "labels": y[:, None]}, "inputs.labels"),
-        ("labels-float", {**valid, "labels": y.astype(np.float64)}, "inputs.labels"),
-        ("labels-negative", {**valid, "labels": np.r_[y[:-1], -1]}, "inputs.labels"),
-        ("labels-C", {**valid, "labels": np.r_[y[:-1], w.shape[0]]}, "inputs.labels"),
-        ("features-zero-row", {**valid, "features": zx}, "inputs.features"),
-        ("weight-tiny-row", {**valid, "weight": tiny_w}, "inputs.weight"),
-    ]
-    return [pytest.param(i, {}, f, id=case_id) for case_id, i, f in cases]
-
-
-def assert_accepts_small_rows(loss, valid, params=None):
-    """Rows just above the 1e-12 norm floor are accepted (and give finite results)."""
-    x = valid["features"].copy()
-    x[0] *= 1e-11 / np.linalg.norm(x[0])
-    w = valid["weight"].copy()
-    w[0] *= 2e-12 / np.linalg.norm(w[0])
-    result = lossd.evaluate(loss, {**valid, "features": x, "weight": w}, params or {})
-    assert np.isfinite(result.loss)
-    assert all(np.isfinite(g).all() for g in result.grads.values())
-
-
 ARC_AVOID = (math.cos(math.pi - 0.5), math.cos(math.pi - 0.3), 0.0)
 PARAM_SETS = [
     {},
@@ -97,40 +37,8 @@ def _data(shape, dtype, seed=3):
     return face_inputs(*shape, dtype, seed + sum(shape), avoid=AVOID)
 
 
-def param_id(params):
-    """A readable test id for a params dict."""
-    return ",".join(f"{k}={v}" for k, v in params.items()) or "defaults"
-
-
-@pytest.mark.parametrize("params", PARAM_SETS, ids=param_id)
-@pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("shape", SHAPES[:2])
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_against_reference(dtype, shape, reduction, params):
-    check_against_reference(LOSS, _data(shape, dtype), {"reduction": reduction, **params}, reference,
-                            k=params.get("s", 64.0))
-
-
-@pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_large_batch(dtype, reduction):
-    check_against_reference(LOSS, _data(SHAPES[3], dtype), {"reduction": reduction}, reference, k=64.0)
-
-
-@pytest.mark.parametrize("params", PARAM_SETS, ids=param_id)
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_many_classes(dtype, params):
-    """C >= 10 000 (parallel build), every parameter set; reductions cycle over the sets."""
-    reduction = REDUCTIONS[PARAM_SETS.index(params) % len(REDUCTIONS)]
-    check_against_reference(LOSS, _data(SHAPES[2], dtype), {"reduction": reduction, **params}, reference,
-                            k=params.get("s", 64.0))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_grads_subsets(dtype):
-    inputs = _data((5, 4, 6), dtype)
-    for grads in (["features"], ["weight"], []):
-        check_against_reference(LOSS, inputs, {"reduction": "sum"}, reference, k=64.0, grads=grads)
+test_against_reference, test_large_batch, test_many_classes, test_grads_subsets = reference_tests(
+    LOSS, _data, PARAM_SETS, reference)
 
 
 # straight_through is not the true gradient by design: no finite differences for it
@@ -247,26 +155,16 @@ def test_accepts_boundary_values():
 VALID = face_inputs(4, 3, 5, np.float64, 0)
 
 
-@pytest.mark.parametrize("inputs, params, grads, field",
-                         generic_rejections(VALID, ["features"], ["labels"]))
-def test_generic_rejections(client, inputs, params, grads, field):
-    assert_rejected(client, LOSS, inputs, params, field, grads)
-
-
-@pytest.mark.parametrize("inputs, params, field", face_rejections(VALID))
-def test_shape_and_label_rejections(client, inputs, params, field):
-    assert_rejected(client, LOSS, inputs, params, field)
-
-
-@pytest.mark.parametrize("params, field", [
+PARAM_REJECTIONS = [
     ({"s": 0.0}, "params.s"), ({"s": -1.0}, "params.s"), ({"s": math.nan}, "params.s"),
     ({"m": -0.1}, "params.m"), ({"m": math.pi}, "params.m"), ({"m": 4.0}, "params.m"),
     ({"eps": -1e-9}, "params.eps"), ({"eps": 0.6}, "params.eps"),
     ({"easy_margin": 1}, "params.easy_margin"), ({"s": True}, "params.s"),
     ({"grad_mode": "straight"}, "params.grad_mode"), ({"grad_mode": 1}, "params.grad_mode"),
-])
-def test_param_rejections(client, params, field):
-    assert_rejected(client, LOSS, VALID, params, field)
+]
+
+test_generic_rejections, test_shape_and_label_rejections, test_param_rejections = rejection_tests(
+    LOSS, VALID, ["features"], PARAM_REJECTIONS)
 
 
 def test_alias_and_dtypes(client):

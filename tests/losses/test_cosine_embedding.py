@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 import lossd
-from tests.losses.harness import assert_close, check_against_reference, check_finite_differences
-from tests.losses.test_mse import (
+from tests.losses._shared import (
     DTYPES,
     REDUCTIONS,
     assert_alias_and_dtypes,
@@ -20,6 +19,7 @@ from tests.losses.test_mse import (
     normal,
     signs,
 )
+from tests.losses.harness import assert_close, check_against_reference, check_finite_differences
 from tests.reference.cosine_embedding import reference
 
 LOSS = "cosine_embedding"

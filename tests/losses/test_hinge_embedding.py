@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 import lossd
-from tests.losses.harness import assert_close, check_against_reference, check_finite_differences
-from tests.losses.test_mse import (
+from tests.losses._shared import (
     DTYPES,
     REDUCTIONS,
     SHAPES,
@@ -21,6 +20,7 @@ from tests.losses.test_mse import (
     normal,
     signs,
 )
+from tests.losses.harness import assert_close, check_against_reference, check_finite_differences
 from tests.reference.hinge_embedding import reference
 
 LOSS = "hinge_embedding"

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 import lossd
-from tests.losses.harness import assert_close, check_against_reference, check_finite_differences
-from tests.losses.test_mse import (
+from tests.losses._shared import (
     DTYPES,
     REDUCTIONS,
     SHAPES,
@@ -17,6 +16,7 @@ from tests.losses.test_mse import (
     generic_rejections,
     normal,
 )
+from tests.losses.harness import assert_close, check_against_reference, check_finite_differences
 from tests.reference.l1 import reference
 
 LOSS = "l1"

@@ -10,17 +10,16 @@ import numpy as np
 import pytest
 
 import lossd
-from tests.losses.harness import check_against_reference, check_finite_differences
-from tests.losses.test_arcface import (
-    DTYPES,
-    REDUCTIONS,
-    SHAPES,
+from tests.losses._face import (
+    L_SOFTMAX_PARAM_REJECTIONS,
     assert_accepts_small_rows,
     face_inputs,
-    face_rejections,
     param_id,
+    reference_tests,
+    rejection_tests,
 )
-from tests.losses.test_mse import assert_alias_and_dtypes, assert_rejected, generic_rejections
+from tests.losses._shared import assert_alias_and_dtypes
+from tests.losses.harness import check_against_reference, check_finite_differences
 from tests.reference.l_softmax import reference
 
 LOSS = "l_softmax"
@@ -38,33 +37,8 @@ def _data(shape, dtype, seed=11):
     return face_inputs(*shape, dtype, seed + sum(shape), scale=0.7)
 
 
-@pytest.mark.parametrize("params", PARAM_SETS, ids=param_id)
-@pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("shape", SHAPES[:2])
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_against_reference(dtype, shape, reduction, params):
-    check_against_reference(LOSS, _data(shape, dtype), {"reduction": reduction, **params}, reference)
-
-
-@pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_large_batch(dtype, reduction):
-    check_against_reference(LOSS, _data(SHAPES[3], dtype), {"reduction": reduction}, reference)
-
-
-@pytest.mark.parametrize("params", PARAM_SETS, ids=param_id)
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_many_classes(dtype, params):
-    """C >= 10 000 (parallel build), every parameter set; reductions cycle over the sets."""
-    reduction = REDUCTIONS[PARAM_SETS.index(params) % len(REDUCTIONS)]
-    check_against_reference(LOSS, _data(SHAPES[2], dtype), {"reduction": reduction, **params}, reference)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_grads_subsets(dtype):
-    inputs = _data((5, 4, 6), dtype)
-    for grads in (["features"], ["weight"], []):
-        check_against_reference(LOSS, inputs, {"reduction": "sum"}, reference, grads=grads)
+test_against_reference, test_large_batch, test_many_classes, test_grads_subsets = reference_tests(
+    LOSS, _data, PARAM_SETS, reference, scale_k=False)
 
 
 @pytest.mark.parametrize("params", [{}, {"margin": 2, "reduction": "none"}, {"margin": 3, "lambda_": 0.4},
@@ -175,34 +149,8 @@ def test_accepts_boundary_values():
 VALID = face_inputs(4, 3, 5, np.float64, 0)
 
 
-@pytest.mark.parametrize("inputs, params, grads, field",
-                         generic_rejections(VALID, ["features"], ["labels"]))
-def test_generic_rejections(client, inputs, params, grads, field):
-    assert_rejected(client, LOSS, inputs, params, field, grads)
-
-
-@pytest.mark.parametrize("inputs, params, field", face_rejections(VALID))
-def test_shape_and_label_rejections(client, inputs, params, field):
-    assert_rejected(client, LOSS, inputs, params, field)
-
-
-PARAM_REJECTIONS = [
-    ({"margin": 4.0}, "params.margin"), ({"margin": 2.5}, "params.margin"),
-    ({"margin": True}, "params.margin"), ({"margin": 0}, "params.margin"),
-    ({"margin": 17}, "params.margin"), ({"margin": "4"}, "params.margin"),
-    ({"lambda_": -0.1}, "params.lambda_"), ({"lambda_": math.inf}, "params.lambda_"),
-    ({"iteration": -1}, "params.iteration"), ({"iteration": 3.0}, "params.iteration"),
-    ({"lambda_": 1.0, "iteration": 3}, "params.lambda_"),
-    ({"lambda_": 0.0, "iteration": 0}, "params.iteration"),
-    ({"lambda_base": -1.0}, "params.lambda_base"), ({"lambda_gamma": -1e-9}, "params.lambda_gamma"),
-    ({"lambda_power": -2.0}, "params.lambda_power"), ({"lambda_min": -5.0}, "params.lambda_min"),
-    ({"s": 1.0}, "params.s"),
-]
-
-
-@pytest.mark.parametrize("params, field", PARAM_REJECTIONS)
-def test_param_rejections(client, params, field):
-    assert_rejected(client, LOSS, VALID, params, field)
+test_generic_rejections, test_shape_and_label_rejections, test_param_rejections = rejection_tests(
+    LOSS, VALID, ["features"], L_SOFTMAX_PARAM_REJECTIONS)
 
 
 def test_alias_and_dtypes(client):

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 import lossd
-from tests.losses.harness import assert_close, check_against_reference, check_finite_differences
-from tests.losses.test_mse import (
+from tests.losses._shared import (
     DTYPES,
     REDUCTIONS,
     SHAPES,
@@ -23,6 +22,7 @@ from tests.losses.test_mse import (
     normal,
     signs,
 )
+from tests.losses.harness import assert_close, check_against_reference, check_finite_differences
 from tests.reference.soft_margin import reference
 
 LOSS = "soft_margin"
