@@ -18,12 +18,13 @@ BATCH_SIZE normalisation); s is that factor (1 for none/sum).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from lossd.core import checks
 from lossd.kernels.jit import boolean, dual, f64, for_floats, i64, prange, ro, rw
 from lossd.kernels.reduction import scale
-from lossd.kernels.stable import sigmoid, softplus
 from lossd.losses.binary_cross_entropy import bcast_index, broadcast_plan
 from lossd.losses.common import finish, grad_buffer, grads_of, loss_buffer
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec
@@ -39,15 +40,20 @@ def _sce(x, y, w, wdims, wst, pw, pdims, pst, s, out, gx, gy, want_x, want_y):  
         yi = np.float64(y[i])
         wi = np.float64(w[bcast_index(i, wdims, wst)])
         pi = np.float64(pw[bcast_index(i, pdims, pst)])
-        sp_neg = softplus(-xi)
-        sp_pos = softplus(xi)
+        # one exp and one log1p per element: softplus(+-x) = max(+-x, 0) + log1p(t) and
+        # sigmoid(x) = 1/(1 + t) (x >= 0) or t/(1 + t), all from t = exp(-|x|)
+        t = math.exp(-abs(xi))
+        lt = math.log1p(t)
+        sp_neg = max(-xi, 0.0) + lt
+        sp_pos = max(xi, 0.0) + lt
         py = pi * yi
         value = wi * (py * sp_neg + (1.0 - yi) * sp_pos)
         total += value
         if keep:
             out[i] = value
         if want_x:
-            gx[i] = s * wi * (sigmoid(xi) * (py + 1.0 - yi) - py)
+            sig = (1.0 if xi >= 0.0 else t) / (1.0 + t)
+            gx[i] = s * wi * (sig * (py + 1.0 - yi) - py)
         if want_y:
             gy[i] = s * wi * (pi * sp_neg - sp_pos)
     return total
