@@ -7,44 +7,31 @@ import numpy as np
 import pytest
 
 import lossd
-from tests.losses._shared import (
-    DTYPES,
-    REDUCTIONS,
-    SHAPES,
-    assert_alias_and_dtypes,
-    assert_rejected,
-    generic_rejections,
-    normal,
+from tests.losses._pairwise import (
+    against_reference_test,
+    finite_differences_test,
+    grads_subsets_test,
+    pair_data,
+    rejections_test,
+    zero_error_test,
 )
-from tests.losses.harness import assert_close, check_against_reference, check_finite_differences
+from tests.losses._shared import DTYPES, assert_alias_and_dtypes, assert_rejected
+from tests.losses.harness import assert_close
 from tests.reference.euclidean import reference
 
 LOSS = "euclidean"
 
 
-def _data(shape, dtype, seed):
-    return {"input": normal(shape, dtype, seed), "target": normal(shape, dtype, seed + 1)}
+_data = pair_data
 
 
-@pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_against_reference(dtype, shape, reduction):
-    inputs = _data(shape, dtype, len(shape) + shape[0])
-    result = check_against_reference(LOSS, inputs, {"reduction": reduction}, reference)
-    if reduction == "none":
-        assert result.loss.shape == (shape[0],)
+test_against_reference = against_reference_test(LOSS, _data, reference, per_sample=True)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_grads_subsets(dtype):
-    for grads in (["input"], ["target"], []):
-        check_against_reference(LOSS, _data((4, 3), dtype, 5), {"reduction": "sum"}, reference, grads=grads)
+test_grads_subsets = grads_subsets_test(LOSS, _data, reference)
 
 
-@pytest.mark.parametrize("reduction", REDUCTIONS)
-def test_finite_differences(reduction):
-    check_finite_differences(LOSS, _data((3, 2, 2), np.float64, 3), {"reduction": reduction})
+test_finite_differences = finite_differences_test(LOSS, _data((3, 2, 2), np.float64, 3))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -59,16 +46,10 @@ def test_caffe_value(dtype):
     assert_close(r.loss, [12.5, 0.0, 2.0], dtype, what="per sample")
 
 
-def test_zero_error():
-    x = normal((4, 3), np.float64, 9)
-    r = lossd.evaluate(LOSS, {"input": x, "target": x.copy()})
-    assert r.loss == 0.0 and not r.grads["input"].any() and not r.grads["target"].any()
+test_zero_error = zero_error_test(LOSS)
 
 
-@pytest.mark.parametrize("inputs, params, grads, field",
-                         generic_rejections(_data((3, 2), np.float64, 0), ["input", "target"]))
-def test_rejections(client, inputs, params, grads, field):
-    assert_rejected(client, LOSS, inputs, params, field, grads)
+test_rejections = rejections_test(LOSS, _data)
 
 
 def test_rejects_shape_mismatch(client):

@@ -8,16 +8,18 @@ import numpy as np
 import pytest
 
 import lossd
-from tests.losses._shared import (
-    DTYPES,
-    REDUCTIONS,
-    SHAPES,
-    assert_alias_and_dtypes,
-    assert_rejected,
-    generic_rejections,
-    normal,
+from tests.losses._pairwise import (
+    against_reference_test,
+    finite_differences_test,
+    grads_subsets_test,
+    pair_data,
+    rejections_test,
+    shape_mismatch_test,
+    spread_pair,
+    zero_error_test,
 )
-from tests.losses.harness import assert_close, check_against_reference, check_finite_differences
+from tests.losses._shared import DTYPES, assert_alias_and_dtypes, assert_rejected
+from tests.losses.harness import assert_close
 from tests.reference.huber import reference
 
 LOSS = "huber"
@@ -25,30 +27,16 @@ DELTAS = [None, 0.25, 3.0]
 
 
 def _data(shape, dtype, seed):
-    return {"input": normal(shape, dtype, seed, 1.5), "target": normal(shape, dtype, seed + 1)}
+    return pair_data(shape, dtype, seed, 1.5)
 
 
-@pytest.mark.parametrize("delta", DELTAS)
-@pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_against_reference(dtype, shape, reduction, delta):
-    params = {"reduction": reduction} if delta is None else {"reduction": reduction, "delta": delta}
-    check_against_reference(LOSS, _data(shape, dtype, len(shape) + shape[0]), params, reference)
+test_against_reference = against_reference_test(LOSS, _data, reference, "delta", DELTAS)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_grads_subsets(dtype):
-    for grads in (["input"], ["target"], []):
-        check_against_reference(LOSS, _data((4, 3), dtype, 5), {"reduction": "sum"}, reference, grads=grads)
+test_grads_subsets = grads_subsets_test(LOSS, _data, reference)
 
 
-@pytest.mark.parametrize("delta", [0.5, 1.0])
-@pytest.mark.parametrize("reduction", REDUCTIONS)
-def test_finite_differences(reduction, delta):
-    y = normal((3, 4), np.float64, 3)
-    d = np.array([-2.1, -0.8, -0.3, -0.05, 0.07, 0.2, 0.45, 0.7, 0.93, 1.3, 1.8, -1.2]).reshape(3, 4)
-    check_finite_differences(LOSS, {"input": y + d, "target": y}, {"reduction": reduction, "delta": delta})
+test_finite_differences = finite_differences_test(LOSS, spread_pair(), "delta", [0.5, 1.0])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -73,16 +61,10 @@ def test_is_delta_times_smooth_l1(dtype, delta):
         assert_close(h.grads[name], delta * s.grads[name].astype(np.float64), dtype, what=name)
 
 
-def test_zero_error():
-    x = normal((4, 3), np.float64, 9)
-    r = lossd.evaluate(LOSS, {"input": x, "target": x.copy()})
-    assert r.loss == 0.0 and not r.grads["input"].any() and not r.grads["target"].any()
+test_zero_error = zero_error_test(LOSS)
 
 
-@pytest.mark.parametrize("inputs, params, grads, field",
-                         generic_rejections(_data((3, 2), np.float64, 0), ["input", "target"]))
-def test_rejections(client, inputs, params, grads, field):
-    assert_rejected(client, LOSS, inputs, params, field, grads)
+test_rejections = rejections_test(LOSS, _data)
 
 
 @pytest.mark.parametrize("delta", [0.0, -1.0, "2", False])
@@ -90,9 +72,7 @@ def test_rejects_bad_delta(client, delta):
     assert_rejected(client, LOSS, _data((3, 2), np.float64, 0), {"delta": delta}, "params.delta")
 
 
-def test_rejects_shape_mismatch(client):
-    inputs = _data((3, 2), np.float64, 0)
-    assert_rejected(client, LOSS, {**inputs, "target": inputs["target"][:, :1]}, {}, "inputs.target")
+test_rejects_shape_mismatch = shape_mismatch_test(LOSS, _data)
 
 
 def test_alias_and_dtypes(client):

@@ -7,16 +7,9 @@ import numpy as np
 import pytest
 
 import lossd
-from tests.losses._shared import (
-    DTYPES,
-    REDUCTIONS,
-    SHAPES,
-    assert_alias_and_dtypes,
-    assert_rejected,
-    generic_rejections,
-    normal,
-)
-from tests.losses.harness import assert_close, check_against_reference, check_finite_differences
+from tests.losses._pairwise import against_reference_test, grads_subsets_test, rejections_test
+from tests.losses._shared import DTYPES, REDUCTIONS, assert_alias_and_dtypes, assert_rejected, normal
+from tests.losses.harness import assert_close, check_finite_differences
 from tests.reference.l1 import reference
 
 LOSS = "l1"
@@ -29,18 +22,10 @@ def _data(shape, dtype, seed):
     return {"input": x, "target": y}
 
 
-@pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_against_reference(dtype, shape, reduction):
-    check_against_reference(LOSS, _data(shape, dtype, len(shape) + shape[0]), {"reduction": reduction},
-                            reference)
+test_against_reference = against_reference_test(LOSS, _data, reference)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_grads_subsets(dtype):
-    for grads in (["input"], ["target"], []):
-        check_against_reference(LOSS, _data((4, 3), dtype, 5), {"reduction": "mean"}, reference, grads=grads)
+test_grads_subsets = grads_subsets_test(LOSS, _data, reference, reduction="mean")
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -69,10 +54,7 @@ def test_zero_error():
     assert r.loss == 0.0 and not r.grads["input"].any() and not r.grads["target"].any()
 
 
-@pytest.mark.parametrize("inputs, params, grads, field",
-                         generic_rejections(_data((3, 2), np.float64, 0), ["input", "target"]))
-def test_rejections(client, inputs, params, grads, field):
-    assert_rejected(client, LOSS, inputs, params, field, grads)
+test_rejections = rejections_test(LOSS, _data)
 
 
 def test_rejects_shape_mismatch(client):

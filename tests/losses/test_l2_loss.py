@@ -7,15 +7,8 @@ import numpy as np
 import pytest
 
 import lossd
-from tests.losses._shared import (
-    DTYPES,
-    REDUCTIONS,
-    SHAPES,
-    assert_alias_and_dtypes,
-    assert_rejected,
-    generic_rejections,
-    normal,
-)
+from tests.losses._pairwise import grads_subsets_test, rejections_test
+from tests.losses._shared import DTYPES, REDUCTIONS, SHAPES, assert_alias_and_dtypes, assert_rejected, normal
 from tests.losses.harness import assert_close, check_against_reference, check_finite_differences
 from tests.reference.l2_loss import reference
 
@@ -39,10 +32,7 @@ def test_against_reference(dtype, shape, reduction, target):
     assert set(result.grads) == ({"input", "target"} if target else {"input"})
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_grads_subsets(dtype):
-    for grads in (["input"], ["target"], []):
-        check_against_reference(LOSS, _data((4, 3), dtype, 5), {"reduction": "sum"}, reference, grads=grads)
+test_grads_subsets = grads_subsets_test(LOSS, _data, reference)
 
 
 @pytest.mark.parametrize("target", [True, False])
@@ -76,10 +66,7 @@ def test_zero_error():
     assert r.loss == 0.0 and not r.grads["input"].any()
 
 
-@pytest.mark.parametrize("inputs, params, grads, field",
-                         generic_rejections(_data((3, 2), np.float64, 0), ["input", "target"]))
-def test_rejections(client, inputs, params, grads, field):
-    assert_rejected(client, LOSS, inputs, params, field, grads)
+test_rejections = rejections_test(LOSS, _data)
 
 
 def test_rejects_shape_mismatch_and_absent_target_grad(client):

@@ -7,47 +7,30 @@ import numpy as np
 import pytest
 
 import lossd
-from tests.losses._shared import (
-    DTYPES,
-    REDUCTIONS,
-    SHAPES,
-    assert_alias_and_dtypes,
-    assert_rejected,
-    generic_rejections,
-    normal,
+from tests.losses._pairwise import (
+    against_reference_test,
+    finite_differences_test,
+    grads_subsets_test,
+    pair_data,
+    rejections_test,
 )
-from tests.losses.harness import (
-    assert_close,
-    check_against_reference,
-    check_finite_differences,
-)
+from tests.losses._shared import DTYPES, assert_alias_and_dtypes, assert_rejected, normal
+from tests.losses.harness import assert_close
 from tests.reference.mse import reference
 
 LOSS = "mse"
 
 
-def _data(shape, dtype, seed):
-    return {"input": normal(shape, dtype, seed), "target": normal(shape, dtype, seed + 1)}
+_data = pair_data
 
 
-@pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_against_reference(dtype, shape, reduction):
-    check_against_reference(LOSS, _data(shape, dtype, len(shape) + shape[0]), {"reduction": reduction},
-                            reference)
+test_against_reference = against_reference_test(LOSS, _data, reference)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_grads_subsets(dtype):
-    inputs = _data((4, 3), dtype, 5)
-    for grads in (["input"], ["target"], []):
-        check_against_reference(LOSS, inputs, {"reduction": "sum"}, reference, grads=grads)
+test_grads_subsets = grads_subsets_test(LOSS, _data, reference)
 
 
-@pytest.mark.parametrize("reduction", REDUCTIONS)
-def test_finite_differences(reduction):
-    check_finite_differences(LOSS, _data((3, 4), np.float64, 11), {"reduction": reduction})
+test_finite_differences = finite_differences_test(LOSS, _data((3, 4), np.float64, 11))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -82,10 +65,7 @@ def test_float32_no_intermediate_overflow():
     assert_close(r.loss, 2e38, np.float32, what="mean")
 
 
-@pytest.mark.parametrize("inputs, params, grads, field",
-                         generic_rejections(_data((3, 2), np.float64, 0), ["input", "target"]))
-def test_rejections(client, inputs, params, grads, field):
-    assert_rejected(client, LOSS, inputs, params, field, grads)
+test_rejections = rejections_test(LOSS, _data)
 
 
 def test_rejects_shape_mismatch(client):

@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 
 import lossd
-from tests.losses._shared import (
-    DTYPES,
-    REDUCTIONS,
-    SHAPES,
-    assert_alias_and_dtypes,
-    assert_rejected,
-    generic_rejections,
-    normal,
+from tests.losses._pairwise import (
+    against_reference_test,
+    finite_differences_test,
+    grads_subsets_test,
+    rejections_test,
+    shape_mismatch_test,
+    spread_pair,
 )
-from tests.losses.harness import assert_close, check_against_reference, check_finite_differences
+from tests.losses._shared import DTYPES, REDUCTIONS, assert_alias_and_dtypes, assert_rejected, normal
+from tests.losses.harness import assert_close
 from tests.reference.smooth_l1 import reference
 
 LOSS = "smooth_l1"
@@ -30,27 +30,13 @@ def _data(shape, dtype, seed):
     return {"input": x, "target": y}
 
 
-@pytest.mark.parametrize("beta", BETAS)
-@pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_against_reference(dtype, shape, reduction, beta):
-    params = {"reduction": reduction} if beta is None else {"reduction": reduction, "beta": beta}
-    check_against_reference(LOSS, _data(shape, dtype, len(shape) + shape[0]), params, reference)
+test_against_reference = against_reference_test(LOSS, _data, reference, "beta", BETAS)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_grads_subsets(dtype):
-    for grads in (["input"], ["target"], []):
-        check_against_reference(LOSS, _data((4, 3), dtype, 5), {"reduction": "sum"}, reference, grads=grads)
+test_grads_subsets = grads_subsets_test(LOSS, _data, reference)
 
 
-@pytest.mark.parametrize("beta", [0.0, 0.5, 1.0])
-@pytest.mark.parametrize("reduction", REDUCTIONS)
-def test_finite_differences(reduction, beta):
-    y = normal((3, 4), np.float64, 3)
-    d = np.array([-2.1, -0.8, -0.3, -0.05, 0.07, 0.2, 0.45, 0.7, 0.93, 1.3, 1.8, -1.2]).reshape(3, 4)
-    check_finite_differences(LOSS, {"input": y + d, "target": y}, {"reduction": reduction, "beta": beta})
+test_finite_differences = finite_differences_test(LOSS, spread_pair(), "beta", [0.0, 0.5, 1.0])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -85,10 +71,7 @@ def test_zero_error():
         assert r.loss == 0.0 and not r.grads["input"].any() and not r.grads["target"].any()
 
 
-@pytest.mark.parametrize("inputs, params, grads, field",
-                         generic_rejections(_data((3, 2), np.float64, 0), ["input", "target"]))
-def test_rejections(client, inputs, params, grads, field):
-    assert_rejected(client, LOSS, inputs, params, field, grads)
+test_rejections = rejections_test(LOSS, _data)
 
 
 @pytest.mark.parametrize("beta", [-0.1, -1e-300, "1", True])
@@ -102,9 +85,7 @@ def test_accepts_integer_beta():
     np.testing.assert_array_equal(a.loss, b.loss)
 
 
-def test_rejects_shape_mismatch(client):
-    inputs = _data((3, 2), np.float64, 0)
-    assert_rejected(client, LOSS, {**inputs, "target": inputs["target"][:, :1]}, {}, "inputs.target")
+test_rejects_shape_mismatch = shape_mismatch_test(LOSS, _data)
 
 
 def test_alias_and_dtypes(client):
