@@ -12,13 +12,11 @@ from tests.losses._shared import (
     DTYPES,
     REDUCTIONS,
     assert_alias_and_dtypes,
-    assert_float_signs_accepted,
     assert_rejected,
-    bad_sign_labels,
-    generic_rejections,
     normal,
     signs,
 )
+from tests.losses._signs import sign_label_tests
 from tests.losses.harness import assert_close, check_against_reference, check_finite_differences
 from tests.reference.cosine_embedding import reference
 
@@ -102,22 +100,11 @@ def test_zero_vectors_accepted_and_finite(dtype):
     check_against_reference(LOSS, inputs, {"reduction": "mean", "margin": -0.2}, reference)
 
 
-def test_float_labels_accepted():
-    assert_float_signs_accepted(LOSS, _data((5, 3), np.float64, 2), {"margin": 0.2})
-
-
 VALID = _data((3, 2), np.float64, 0)
 
 
-@pytest.mark.parametrize("inputs, params, grads, field",
-                         generic_rejections(VALID, ["input1", "input2"], ["target"]))
-def test_rejections(client, inputs, params, grads, field):
-    assert_rejected(client, LOSS, inputs, params, field, grads)
-
-
-@pytest.mark.parametrize("target", bad_sign_labels(VALID["target"]))
-def test_rejects_labels(client, target):
-    assert_rejected(client, LOSS, {**VALID, "target": target}, {}, "inputs.target")
+test_float_labels_accepted, test_rejections, test_rejects_labels = sign_label_tests(
+    LOSS, VALID, ["input1", "input2"], _data((5, 3), np.float64, 2), {"margin": 0.2})
 
 
 def test_rejects_shapes(client):

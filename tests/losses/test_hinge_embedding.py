@@ -13,13 +13,11 @@ from tests.losses._shared import (
     REDUCTIONS,
     SHAPES,
     assert_alias_and_dtypes,
-    assert_float_signs_accepted,
     assert_rejected,
-    bad_sign_labels,
-    generic_rejections,
     normal,
     signs,
 )
+from tests.losses._signs import sign_label_tests
 from tests.losses.harness import assert_close, check_against_reference, check_finite_differences
 from tests.reference.hinge_embedding import reference
 
@@ -66,21 +64,11 @@ def test_hand_picked_and_hinge_point(dtype):
     assert_close(r.grads["input"], np.array([[-1, -1, -1, 1, 1]]) / 5, dtype, what="d/dx")
 
 
-def test_float_labels_accepted():
-    assert_float_signs_accepted(LOSS, _data((5, 3), np.float64, 2), {"margin": 0.7})
-
-
 VALID = _data((3, 2), np.float64, 0)
 
 
-@pytest.mark.parametrize("inputs, params, grads, field", generic_rejections(VALID, ["input"], ["target"]))
-def test_rejections(client, inputs, params, grads, field):
-    assert_rejected(client, LOSS, inputs, params, field, grads)
-
-
-@pytest.mark.parametrize("target", bad_sign_labels(VALID["target"]))
-def test_rejects_labels(client, target):
-    assert_rejected(client, LOSS, {**VALID, "target": target}, {}, "inputs.target")
+test_float_labels_accepted, test_rejections, test_rejects_labels = sign_label_tests(
+    LOSS, VALID, ["input"], _data((5, 3), np.float64, 2), {"margin": 0.7})
 
 
 def test_rejects_shapes_and_params(client):

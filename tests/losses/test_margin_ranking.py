@@ -13,13 +13,11 @@ from tests.losses._shared import (
     REDUCTIONS,
     SHAPES,
     assert_alias_and_dtypes,
-    assert_float_signs_accepted,
     assert_rejected,
-    bad_sign_labels,
-    generic_rejections,
     normal,
     signs,
 )
+from tests.losses._signs import sign_label_tests
 from tests.losses.harness import assert_close, check_against_reference, check_finite_differences
 from tests.reference.margin_ranking import reference
 
@@ -77,22 +75,11 @@ def test_hinge_at_zero_takes_the_active_slope(dtype):
     np.testing.assert_array_equal(r.grads["input1"], np.array([-1.0, 1.0, -1.0, -1.0], dtype) / 4)
 
 
-def test_float_labels_accepted():
-    assert_float_signs_accepted(LOSS, _data((5, 3), np.float64, 2), {"margin": 0.3})
-
-
 VALID = _data((4,), np.float64, 0)
 
 
-@pytest.mark.parametrize("inputs, params, grads, field",
-                         generic_rejections(VALID, ["input1", "input2"], ["target"]))
-def test_rejections(client, inputs, params, grads, field):
-    assert_rejected(client, LOSS, inputs, params, field, grads)
-
-
-@pytest.mark.parametrize("target", bad_sign_labels(VALID["target"]))
-def test_rejects_labels(client, target):
-    assert_rejected(client, LOSS, {**VALID, "target": target}, {}, "inputs.target")
+test_float_labels_accepted, test_rejections, test_rejects_labels = sign_label_tests(
+    LOSS, VALID, ["input1", "input2"], _data((5, 3), np.float64, 2), {"margin": 0.3})
 
 
 def test_rejects_broadcasting(client):
