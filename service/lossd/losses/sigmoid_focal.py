@@ -48,7 +48,10 @@ def _focal(x, t, alpha, gamma, r, out, gx, want):  # pragma: no cover - compiled
         ce = max(xi, 0.0) - xi * ti + math.log1p(e)
         q = (1.0 - ti) * sp + ti * sn
         at = alpha * ti + (1.0 - alpha) * (1.0 - ti) if alpha >= 0.0 else 1.0
-        qg = q ** gamma
+        if gamma == 2.0:  # the default: q * q (correctly rounded) instead of a pow call
+            qg = q * q
+        else:
+            qg = q ** gamma
         value = at * qg * ce
         total += value
         if keep:
