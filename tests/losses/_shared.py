@@ -109,3 +109,27 @@ def assert_float_signs_accepted(loss, inputs, params=None):
             assert got.grads.keys() == ref.grads.keys() and "target" not in got.grads
             for name in ref.grads:
                 np.testing.assert_array_equal(got.grads[name], ref.grads[name])
+
+
+def variant_id(variant):
+    """A readable test id for a variant dict."""
+    return "-".join(f"{k}={variant[k]}" for k in variant) or "default"
+
+
+def split_variant(variant, flag):
+    """``(variant[flag] or False, the other entries)``: a variant that mixes a data switch
+    (e.g. "labels": with a labels input) with loss parameters."""
+    params = dict(variant)
+    return params.pop(flag, False), params
+
+
+def case_rejections_test(loss, cases, valid):
+    """``test_rejections`` over named cases ``{id: (input overrides, params, field)}`` applied
+    to one valid request, through the live server."""
+
+    @pytest.mark.parametrize("case", list(cases))
+    def test_rejections(client, case):
+        over, params, field = cases[case]
+        assert_rejected(client, loss, {**valid, **over}, params, field)
+
+    return test_rejections

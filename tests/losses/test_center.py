@@ -7,6 +7,7 @@ import pytest
 
 import lossd
 import lossd_client
+from tests.losses._shared import case_rejections_test, split_variant, variant_id
 from tests.losses.harness import assert_close, check_against_reference, check_finite_differences, widen
 from tests.reference.center import reference, reference_outputs
 
@@ -14,8 +15,7 @@ LOSS = "center"
 DTYPES = [np.float32, np.float64]
 SHAPES = [(1, 3, 2), (7, 5, 4), (1031, 5, 13)]      # (N, D, C): batch 1, odd, N*D >= 4096 (parallel)
 REDUCTIONS = ["none", "sum", "mean", "batchmean"]
-def _ids(v):
-    return "-".join(f"{k}={v[k]}" for k in v) or "default"
+_ids = variant_id
 
 
 VARIANTS = [{}, {"lambda_c": 0.003}, {"lambda_c": 0.0}, {"logits": True}, {"logits": True, "lambda_c": 2.5},
@@ -35,8 +35,7 @@ def make(shape, dtype, seed=0, logits=False):
 
 
 def _split(variant):
-    params = dict(variant)
-    return params.pop("logits", False), params
+    return split_variant(variant, "logits")
 
 
 def check_outputs(result, inputs, params, dtype):
@@ -160,14 +159,7 @@ REJECTIONS = {
 }
 
 
-@pytest.mark.parametrize("case", list(REJECTIONS))
-def test_rejections(client, case):
-    over, params, field = REJECTIONS[case]
-    inputs = {**make((5, 3, 4), np.float64, logits=True), **over}
-    with pytest.raises(lossd_client.InvalidArgument) as exc:
-        client.evaluate(LOSS, inputs, params)
-    assert field in exc.value.message
-    assert field in [v.field for v in exc.value.field_violations]
+test_rejections = case_rejections_test(LOSS, REJECTIONS, make((5, 3, 4), np.float64, logits=True))
 
 
 def test_grads_rejections(client):

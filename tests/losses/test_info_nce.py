@@ -10,6 +10,7 @@ import pytest
 import lossd
 import lossd_client
 from lossd.losses import info_nce as info_nce_module
+from tests.losses._shared import case_rejections_test, split_variant, variant_id
 from tests.losses.harness import check_against_reference, check_finite_differences
 from tests.reference.info_nce import reference
 
@@ -22,8 +23,7 @@ VARIANTS = [{}, {"temperature": 1.0}, {"normalize": False, "temperature": 0.7}, 
             {"negatives": True, "temperature": 0.05}]
 
 
-def _ids(v):
-    return "-".join(f"{k}={v[k]}" for k in v) or "default"
+_ids = variant_id
 
 
 def make(shape, dtype, seed=0, negatives=False):
@@ -37,8 +37,7 @@ def make(shape, dtype, seed=0, negatives=False):
 
 
 def _split(variant):
-    params = dict(variant)
-    return params.pop("negatives", False), params
+    return split_variant(variant, "negatives")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -128,14 +127,7 @@ REJECTIONS = {
 }
 
 
-@pytest.mark.parametrize("case", list(REJECTIONS))
-def test_rejections(client, case):
-    over, params, field = REJECTIONS[case]
-    inputs = {**make((3, 2, 2), np.float64, negatives=True), **over}
-    with pytest.raises(lossd_client.InvalidArgument) as exc:
-        client.evaluate(LOSS, inputs, params)
-    assert field in exc.value.message
-    assert field in [v.field for v in exc.value.field_violations]
+test_rejections = case_rejections_test(LOSS, REJECTIONS, make((3, 2, 2), np.float64, negatives=True))
 
 
 def test_grads_rejection(client):

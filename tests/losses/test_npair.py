@@ -10,6 +10,7 @@ import pytest
 import lossd
 import lossd_client
 from lossd.losses import npair as npair_module
+from tests.losses._shared import case_rejections_test, split_variant, variant_id
 from tests.losses.harness import check_against_reference, check_finite_differences
 from tests.reference.npair import reference
 
@@ -21,8 +22,7 @@ VARIANTS = [{}, {"reg_lambda": 0.0}, {"reg_lambda": 0.5}, {"labels": True},
             {"labels": True, "reg_lambda": 0.1}]
 
 
-def _ids(v):
-    return "-".join(f"{k}={v[k]}" for k in v) or "default"
+_ids = variant_id
 
 
 def make(shape, dtype, seed=0, labels=False):
@@ -35,8 +35,7 @@ def make(shape, dtype, seed=0, labels=False):
 
 
 def _split(variant):
-    params = dict(variant)
-    return params.pop("labels", False), params
+    return split_variant(variant, "labels")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -123,14 +122,7 @@ REJECTIONS = {
 }
 
 
-@pytest.mark.parametrize("case", list(REJECTIONS))
-def test_rejections(client, case):
-    over, params, field = REJECTIONS[case]
-    inputs = {**make((4, 3), np.float64), **over}
-    with pytest.raises(lossd_client.InvalidArgument) as exc:
-        client.evaluate(LOSS, inputs, params)
-    assert field in exc.value.message
-    assert field in [v.field for v in exc.value.field_violations]
+test_rejections = case_rejections_test(LOSS, REJECTIONS, make((4, 3), np.float64))
 
 
 def test_grads_rejection(client):

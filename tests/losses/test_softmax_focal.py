@@ -9,6 +9,7 @@ import pytest
 
 import lossd
 import lossd_client
+from tests.losses._shared import case_rejections_test, split_variant
 from tests.losses.harness import check_against_reference, check_finite_differences
 from tests.reference.softmax_focal import reference
 
@@ -30,8 +31,7 @@ def make(shape, dtype, seed=0, class_alpha=False, scale=2.0):
 
 
 def _split(variant):
-    params = dict(variant)
-    return params.pop("class_alpha", False), params
+    return split_variant(variant, "class_alpha")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -121,14 +121,7 @@ REJECTIONS = {
 }
 
 
-@pytest.mark.parametrize("case", list(REJECTIONS))
-def test_rejections(client, case):
-    over, params, field = REJECTIONS[case]
-    inputs = {**make((4, 3), np.float64), **over}
-    with pytest.raises(lossd_client.InvalidArgument) as exc:
-        client.evaluate(LOSS, inputs, params)
-    assert field in exc.value.message
-    assert field in [v.field for v in exc.value.field_violations]
+test_rejections = case_rejections_test(LOSS, REJECTIONS, make((4, 3), np.float64))
 
 
 def test_class_alpha_not_differentiable(client):

@@ -7,6 +7,7 @@ import pytest
 
 import lossd
 import lossd_client
+from tests.losses._shared import case_rejections_test, variant_id
 from tests.losses.harness import check_against_reference, check_finite_differences
 from tests.reference.triplet_batch_hard import reference
 
@@ -19,8 +20,7 @@ VARIANTS = [{}, {"margin": 0.0}, {"margin": 2.0}, {"soft": True}, {"soft": True,
             {"squared": True, "margin": 1.0}, {"squared": True, "soft": True}]
 
 
-def _ids(v):
-    return "-".join(f"{k}={v[k]}" for k in v) or "default"
+_ids = variant_id
 
 
 LARGE_VARIANTS = [{}, {"soft": True, "margin": 0.0}, {"squared": True, "soft": True},
@@ -156,14 +156,7 @@ REJECTIONS = {
 }
 
 
-@pytest.mark.parametrize("case", list(REJECTIONS))
-def test_rejections(client, case):
-    over, params, field = REJECTIONS[case]
-    inputs = {**make((5, 3), np.float64), **over}
-    with pytest.raises(lossd_client.InvalidArgument) as exc:
-        client.evaluate(LOSS, inputs, params)
-    assert field in exc.value.message
-    assert field in [v.field for v in exc.value.field_violations]
+test_rejections = case_rejections_test(LOSS, REJECTIONS, make((5, 3), np.float64))
 
 
 def test_grads_rejection(client):

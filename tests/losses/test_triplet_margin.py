@@ -7,6 +7,7 @@ import pytest
 
 import lossd
 import lossd_client
+from tests.losses._shared import case_rejections_test
 from tests.losses.harness import check_against_reference, check_finite_differences
 from tests.reference.triplet_margin import reference
 
@@ -149,14 +150,7 @@ REJECTIONS = {
 }
 
 
-@pytest.mark.parametrize("case", list(REJECTIONS))
-def test_rejections(client, case):
-    over, params, field = REJECTIONS[case]
-    inputs = {**make((4, 3), np.float64), **over}
-    with pytest.raises(lossd_client.InvalidArgument) as exc:
-        client.evaluate(LOSS, inputs, params)
-    assert field in exc.value.message
-    assert field in [v.field for v in exc.value.field_violations]
+test_rejections = case_rejections_test(LOSS, REJECTIONS, make((4, 3), np.float64))
 
 
 def test_grads_list_rejections(client):
