@@ -9,6 +9,7 @@ import pytest
 
 import lossd
 import lossd_client
+from tests.losses.harness import assert_close, widen
 
 DTYPES = [np.float32, np.float64]
 # batch 1, rank 1 (odd), rank 3 (odd), 4160 elements (runs the parallel build)
@@ -133,3 +134,22 @@ def case_rejections_test(loss, cases, valid):
         assert_rejected(client, loss, {**valid, **over}, params, field)
 
     return test_rejections
+
+
+def result_dtype_test(loss, data, reference, grads=None):
+    """``test_result_dtype_through_server``: for every reduction the live server answers in the
+    request's dtype (loss and every gradient; the gradient names are ``grads`` when given) and
+    the loss matches the float64 reference; ``data(dtype)`` makes the request."""
+    @pytest.mark.parametrize("dtype", DTYPES)
+    def test_result_dtype_through_server(client, dtype):
+        inputs = data(dtype)
+        for reduction in REDUCTIONS:
+            result = client.evaluate(loss, inputs, {"reduction": reduction})
+            assert result.loss.dtype == dtype
+            if grads is not None:
+                assert set(result.grads) == set(grads)
+            assert all(g.dtype == dtype for g in result.grads.values())
+            ref, _ = reference(widen(inputs), {"reduction": reduction})
+            assert_close(result.loss, ref, np.dtype(dtype), what=reduction)
+
+    return test_result_dtype_through_server

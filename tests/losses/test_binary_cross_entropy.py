@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import lossd
-import lossd_client
+from tests.losses._shared import assert_rejected, result_dtype_test
 from tests.losses.harness import assert_close, check_against_reference, check_finite_differences
 from tests.reference.binary_cross_entropy import reference
 
@@ -37,10 +37,7 @@ def _data(shape, dtype, seed=0, weight=None, lo=0.02, hi=0.98):
 
 
 def _rejects(client, inputs, params, field, grads=None):
-    with pytest.raises(lossd_client.InvalidArgument) as exc:
-        client.evaluate(LOSS, inputs, params, grads=grads)
-    assert field in exc.value.message
-    assert field in [v.field for v in exc.value.field_violations]
+    assert_rejected(client, LOSS, inputs, params, field, grads)
 
 
 @pytest.mark.parametrize("weight", WEIGHTS)
@@ -117,15 +114,8 @@ def test_weight_broadcast_matches_explicit(client):
     assert set(a.grads) == {"input", "target"}
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_result_dtype_through_server(client, dtype):
-    inputs = _data((3, 4), dtype, seed=2, weight="trailing")
-    for reduction in REDUCTIONS:
-        result = client.evaluate(LOSS, inputs, {"reduction": reduction})
-        assert result.loss.dtype == dtype
-        assert all(g.dtype == dtype for g in result.grads.values())
-        ref, _ = reference({k: v.astype(np.float64) for k, v in inputs.items()}, {"reduction": reduction})
-        assert_close(result.loss, ref, np.dtype(dtype), what=reduction)
+test_result_dtype_through_server = result_dtype_test(
+    LOSS, lambda dtype: _data((3, 4), dtype, seed=2, weight="trailing"), reference)
 
 
 def test_rejections(client):

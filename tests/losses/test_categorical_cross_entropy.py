@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import lossd
-import lossd_client
+from tests.losses._shared import assert_rejected, result_dtype_test
 from tests.losses.harness import assert_close, check_against_reference, check_finite_differences
 from tests.reference.categorical_cross_entropy import reference
 
@@ -32,10 +32,7 @@ def _data(shape, dtype, seed=0, zeros=0.0, normalised=True):
 
 
 def _rejects(client, inputs, params, field, grads=None):
-    with pytest.raises(lossd_client.InvalidArgument) as exc:
-        client.evaluate(LOSS, inputs, params, grads=grads)
-    assert field in exc.value.message
-    assert field in [v.field for v in exc.value.field_violations]
+    assert_rejected(client, LOSS, inputs, params, field, grads)
 
 
 @pytest.mark.parametrize("target", ["dense", "sparse", "unnormalised"])
@@ -82,16 +79,8 @@ def test_equals_entropy_plus_kl():
     np.testing.assert_allclose(r.loss, entropy + kl, rtol=1e-12)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_result_dtype_through_server(client, dtype):
-    inputs = _data((3, 4, 2), dtype, seed=2)
-    for reduction in REDUCTIONS:
-        result = client.evaluate(LOSS, inputs, {"reduction": reduction})
-        assert result.loss.dtype == dtype
-        assert set(result.grads) == {"input", "target"}
-        assert all(g.dtype == dtype for g in result.grads.values())
-        ref, _ = reference({k: v.astype(np.float64) for k, v in inputs.items()}, {"reduction": reduction})
-        assert_close(result.loss, ref, np.dtype(dtype), what=reduction)
+test_result_dtype_through_server = result_dtype_test(
+    LOSS, lambda dtype: _data((3, 4, 2), dtype, seed=2), reference, ["input", "target"])
 
 
 def test_rejections(client):

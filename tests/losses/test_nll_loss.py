@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import lossd
-import lossd_client
+from tests.losses._shared import assert_rejected, result_dtype_test
 from tests.losses.harness import assert_close, check_against_reference, check_finite_differences
 from tests.reference.nll_loss import reference
 
@@ -41,10 +41,7 @@ def _params(reduction, ignore):
 
 
 def _rejects(client, inputs, params, field, grads=None):
-    with pytest.raises(lossd_client.InvalidArgument) as exc:
-        client.evaluate(LOSS, inputs, params, grads=grads)
-    assert field in exc.value.message
-    assert field in [v.field for v in exc.value.field_violations]
+    assert_rejected(client, LOSS, inputs, params, field, grads)
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: f"w={v[0]},ignore={v[1]}")
@@ -124,19 +121,8 @@ def test_identity_with_softmax_cross_entropy(shape, weighted):
         np.testing.assert_allclose(nll.loss, ce.loss, rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_result_dtype_through_server(client, dtype):
-    inputs = _data((3, 4, 2), dtype, seed=2, weight=True, ignore=-100)
-    for reduction in REDUCTIONS:
-        result = client.evaluate(LOSS, inputs, {"reduction": reduction})
-        assert result.loss.dtype == dtype
-        assert set(result.grads) == {"input"} and result.grads["input"].dtype == dtype
-        ref, _ = reference(lossd_widen(inputs), {"reduction": reduction})
-        assert_close(result.loss, ref, np.dtype(dtype), what=reduction)
-
-
-def lossd_widen(inputs):
-    return {k: (v.astype(np.float64) if v.dtype.kind == "f" else v) for k, v in inputs.items()}
+test_result_dtype_through_server = result_dtype_test(
+    LOSS, lambda dtype: _data((3, 4, 2), dtype, seed=2, weight=True, ignore=-100), reference, ["input"])
 
 
 def test_rejections(client):
