@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import re
 import statistics
 import subprocess
 import sys
@@ -25,13 +26,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _load_old(loss: str, rev: str):
+    """``lossd.losses.<loss>`` at ``rev``; its imports of other loss modules (shared inline
+    helpers) are redirected to their ``rev`` versions too."""
     src = subprocess.run(["git", "show", f"{rev}:service/lossd/losses/{loss}.py"], cwd=ROOT,
                          check=True, capture_output=True, text=True).stdout
+    for dep in sorted(set(re.findall(r"^from lossd\.losses\.(\w+) import", src, re.M))):
+        if dep not in ("common", "registry"):
+            old_name = _load_old(dep, rev).__name__
+            src = src.replace(f"from lossd.losses.{dep} import", f"from {old_name} import")
     d = Path(tempfile.mkdtemp(prefix="lossd_old_"))
-    path = d / f"{loss}_old_{rev.replace('/', '_')}.py"
+    path = d / f"{loss}_old_{re.sub(r'[^A-Za-z0-9_]', '_', rev)}.py"
     path.write_text(src)
     spec = importlib.util.spec_from_file_location(path.stem, path)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = mod
     spec.loader.exec_module(mod)
     return mod
 

@@ -58,6 +58,8 @@ def broadcast_plan(shape: tuple[int, ...], operand: np.ndarray | None) -> tuple[
 @inline
 def bcast_index(i, dims, strides):  # pragma: no cover - compiled
     """The element of a broadcast operand that flat index ``i`` of the full shape reads."""
+    if dims.size == 1:  # one collapsed dim (dims[0] == full size > i): i % size == i, no division
+        return i * strides[0]
     j = 0
     rem = i
     for d in range(dims.size - 1, -1, -1):
