@@ -67,6 +67,18 @@ def fill_tensor(tensor: pb.Tensor, value: Any, field: str = "tensor") -> None:
     tensor.data = little.tobytes()  # C order, one copy even for a non-contiguous view
 
 
+def check_extent(shape: tuple[int, ...], itemsize: int, field: str) -> None:
+    """InvalidArgument unless NumPy can hold ``shape``: the product of its dimensions, zeros
+    counted as one, times ``itemsize`` must fit in int64 (``(0, 2**62, 2**62)`` is empty
+    but still no valid NumPy shape)."""
+    extent = itemsize
+    for d in shape:
+        extent *= max(d, 1)
+    if extent > 2**63 - 1:
+        raise InvalidArgument.field(field, f"shape {list(shape)} is too large: its dimensions "
+                                           f"multiply past the int64 range")
+
+
 def decode_tensor(tensor: pb.Tensor, field: str = "tensor") -> np.ndarray:
     """Decode a Tensor as a read-only NumPy view of its bytes (zero copy).
 
@@ -88,6 +100,8 @@ def decode_tensor(tensor: pb.Tensor, field: str = "tensor") -> np.ndarray:
     count = 1
     for d in shape:
         count *= d
+    if count == 0:  # an overflowing non-empty shape fails the byte-length check below
+        check_extent(shape, dtype.itemsize, field)
     expected = count * dtype.itemsize
     data = tensor.data  # read once: each read of a bytes field makes a new bytes object
     got = len(data)

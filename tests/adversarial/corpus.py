@@ -136,6 +136,8 @@ GRPC_CASES = [
       "inputs.input", "does not match shape"),
     g("int64-max dimension", req(inputs=mse_with(input=tensor(pb.DTYPE_FLOAT64, [2**63 - 1], b""))),
       "inputs.input", "does not match shape"),
+    g("empty shape with huge dimensions", req(inputs=mse_with(
+        input=tensor(pb.DTYPE_FLOAT32, [0, 2**62, 2**62], b""))), "inputs.input", "past the int64 range"),
     g("rank above 32", req(inputs=mse_with(input=tensor(pb.DTYPE_FLOAT32, [1] * 40, b"\0" * 4))),
       "inputs.input", "rank 40"),
     g("shape over the element limit",
@@ -302,6 +304,8 @@ REST_CASES = [
          "shape"),
     rest("dimension product overflowing int64", with_input(input=jt([1.0], shape=[2**62, 2**62])),
          "inputs.input", "needs"),
+    rest("empty shape with huge dimensions", with_input(input=jt([], shape=[0, 2**62, 2**62])),
+         "inputs.input", "past the int64 range"),
     rest("rank above 32", with_input(input=jt([1.0], shape=[1] * 33)), "inputs.input", "rank 33"),
     rest("data and b64 both", with_input(input={**jt([1.0] * 6, shape=[2, 3]), "b64": B64_6}),
          "inputs.input", "exactly one"),

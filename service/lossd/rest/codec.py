@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from lossd_client.codec import MAX_RANK
+from lossd_client.codec import MAX_RANK, check_extent
 from lossd_client.errors import InvalidArgument
 
 #: dtype names a REST tensor may declare -> little-endian NumPy dtype.
@@ -144,6 +144,8 @@ def decode_tensor(raw: Any, field: str, forms: set[str] | None = None) -> np.nda
     count = 1
     for d in shape:
         count *= d
+    if count == 0:  # an overflowing non-empty shape fails the size checks below
+        check_extent(shape, dtype.itemsize, field)
     has_data, has_b64 = "data" in raw, "b64" in raw
     if has_data == has_b64:
         raise _bad(field, "give exactly one of data (a list of numbers) or b64 (base64 bytes)")
