@@ -36,10 +36,6 @@ def _data(shape, dtype, seed=0, weight=None, lo=0.02, hi=0.98):
     return inputs
 
 
-def _rejects(client, inputs, params, field, grads=None):
-    assert_rejected(client, LOSS, inputs, params, field, grads)
-
-
 @pytest.mark.parametrize("weight", WEIGHTS)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("shape", SHAPES)
@@ -121,29 +117,33 @@ test_result_dtype_through_server = result_dtype_test(
 def test_rejections(client):
     good = _data((3, 4), np.float64, seed=5)
     x, y = good["input"], good["target"]
-    _rejects(client, {"input": x * 0 + 1.5, "target": y}, {}, "inputs.input")
-    _rejects(client, {"input": x - 1.0, "target": y}, {}, "inputs.input")
-    _rejects(client, {"input": x, "target": y + 1.0}, {}, "inputs.target")
-    _rejects(client, {"input": x, "target": -y - 0.01}, {}, "inputs.target")
-    _rejects(client, {"input": x, "target": y, "weight": -np.ones(4)}, {}, "inputs.weight")
-    _rejects(client, {"input": x, "target": y, "weight": np.ones(3)}, {}, "inputs.weight")
-    _rejects(client, {"input": x, "target": y, "weight": np.ones((2, 3, 4))}, {}, "inputs.weight")
-    _rejects(client, {"input": x, "target": y[:, :3]}, {}, "inputs.target")
-    _rejects(client, {"input": x, "target": y.reshape(4, 3)}, {}, "inputs.target")
-    _rejects(client, {"input": x, "target": y.astype(np.float32)}, {}, "inputs.target")
-    _rejects(client, {"input": x, "target": y, "weight": np.ones(4, np.float32)}, {}, "inputs.weight")
-    _rejects(client, {"input": x, "target": (y > 0.5).astype(np.int64)}, {}, "inputs.target")
-    _rejects(client, {"input": x, "target": y, "weight": np.ones(4, np.int64)}, {}, "inputs.weight")
+    assert_rejected(client, LOSS, {"input": x * 0 + 1.5, "target": y}, {}, "inputs.input")
+    assert_rejected(client, LOSS, {"input": x - 1.0, "target": y}, {}, "inputs.input")
+    assert_rejected(client, LOSS, {"input": x, "target": y + 1.0}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": x, "target": -y - 0.01}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": x, "target": y, "weight": -np.ones(4)}, {}, "inputs.weight")
+    assert_rejected(client, LOSS, {"input": x, "target": y, "weight": np.ones(3)}, {}, "inputs.weight")
+    assert_rejected(client, LOSS, {"input": x, "target": y, "weight": np.ones((2, 3, 4))}, {},
+                    "inputs.weight")
+    assert_rejected(client, LOSS, {"input": x, "target": y[:, :3]}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": x, "target": y.reshape(4, 3)}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": x, "target": y.astype(np.float32)}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": x, "target": y, "weight": np.ones(4, np.float32)}, {},
+                    "inputs.weight")
+    assert_rejected(client, LOSS, {"input": x, "target": (y > 0.5).astype(np.int64)}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": x, "target": y, "weight": np.ones(4, np.int64)}, {},
+                    "inputs.weight")
     bad = y.copy()
     bad[1, 2] = np.nan
-    _rejects(client, {"input": x, "target": bad}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": x, "target": bad}, {}, "inputs.target")
     bad = np.ones(4)
     bad[0] = np.inf
-    _rejects(client, {"input": x, "target": y, "weight": bad}, {}, "inputs.weight")
-    _rejects(client, {"input": x, "target": y}, {"reduction": "avg"}, "params.reduction")
-    _rejects(client, {"input": x, "target": y}, {"pos_weight": 1.0}, "params.pos_weight")
-    _rejects(client, {"input": x, "target": y, "weight": np.ones(4)}, {}, "grads", grads=["weight"])
-    _rejects(client, {"input": x}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": x, "target": y, "weight": bad}, {}, "inputs.weight")
+    assert_rejected(client, LOSS, {"input": x, "target": y}, {"reduction": "avg"}, "params.reduction")
+    assert_rejected(client, LOSS, {"input": x, "target": y}, {"pos_weight": 1.0}, "params.pos_weight")
+    assert_rejected(client, LOSS, {"input": x, "target": y, "weight": np.ones(4)}, {}, "grads",
+                    grads=["weight"])
+    assert_rejected(client, LOSS, {"input": x}, {}, "inputs.target")
 
 
 def test_boundary_values_accepted(client):

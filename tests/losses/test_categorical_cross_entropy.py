@@ -31,10 +31,6 @@ def _data(shape, dtype, seed=0, zeros=0.0, normalised=True):
     return {"input": q.astype(dtype), "target": p.astype(dtype)}
 
 
-def _rejects(client, inputs, params, field, grads=None):
-    assert_rejected(client, LOSS, inputs, params, field, grads)
-
-
 @pytest.mark.parametrize("target", ["dense", "sparse", "unnormalised"])
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("shape", SHAPES)
@@ -86,18 +82,18 @@ test_result_dtype_through_server = result_dtype_test(
 def test_rejections(client):
     good = _data((2, 3, 4), np.float64, seed=5)
     q, p = good["input"], good["target"]
-    _rejects(client, {"input": q + 1.0, "target": p}, {}, "inputs.input")
-    _rejects(client, {"input": -q, "target": p + 0.1}, {}, "inputs.input")
-    _rejects(client, {"input": q, "target": p + 1.0}, {}, "inputs.target")
-    _rejects(client, {"input": q, "target": p - 1.0}, {}, "inputs.target")
-    _rejects(client, {"input": q[:, 0, 0], "target": p[:, 0, 0]}, {}, "inputs.input")
-    _rejects(client, {"input": q, "target": p[:, :2]}, {}, "inputs.target")
-    _rejects(client, {"input": q, "target": p.astype(np.float32)}, {}, "inputs.target")
-    _rejects(client, {"input": q, "target": np.zeros((2, 3, 4), np.int64)}, {}, "inputs.target")
-    _rejects(client, {"input": q[:, :, :0], "target": p[:, :, :0]}, {}, "inputs.input")
+    assert_rejected(client, LOSS, {"input": q + 1.0, "target": p}, {}, "inputs.input")
+    assert_rejected(client, LOSS, {"input": -q, "target": p + 0.1}, {}, "inputs.input")
+    assert_rejected(client, LOSS, {"input": q, "target": p + 1.0}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": q, "target": p - 1.0}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": q[:, 0, 0], "target": p[:, 0, 0]}, {}, "inputs.input")
+    assert_rejected(client, LOSS, {"input": q, "target": p[:, :2]}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": q, "target": p.astype(np.float32)}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": q, "target": np.zeros((2, 3, 4), np.int64)}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": q[:, :, :0], "target": p[:, :, :0]}, {}, "inputs.input")
     bad = p.copy()
     bad[1, 1, 1] = np.nan
-    _rejects(client, {"input": q, "target": bad}, {}, "inputs.target")
-    _rejects(client, {"input": q, "target": p}, {"reduction": "batch"}, "params.reduction")
-    _rejects(client, {"input": q, "target": p}, {"weight": 1.0}, "params.weight")
-    _rejects(client, {"input": q, "target": p}, {}, "grads", grads=["input", "weight"])
+    assert_rejected(client, LOSS, {"input": q, "target": bad}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": q, "target": p}, {"reduction": "batch"}, "params.reduction")
+    assert_rejected(client, LOSS, {"input": q, "target": p}, {"weight": 1.0}, "params.weight")
+    assert_rejected(client, LOSS, {"input": q, "target": p}, {}, "grads", grads=["input", "weight"])

@@ -104,10 +104,6 @@ def test_result_dtype_through_server(client):
         assert res.loss.dtype == dtype and res.grads["x1"].dtype == dtype and res.grads["x2"].dtype == dtype
 
 
-def _rejects(client, inputs, params, field):
-    assert_rejected(client, LOSS, inputs, params, field)
-
-
 @pytest.mark.parametrize("case", [
     "label_value", "label_float", "label_shape", "x2_shape", "x1_rank1", "x1_rank3", "empty",
     "nan", "inf", "mixed", "int_x1", "margin_zero", "margin_negative", "margin_bool", "unknown_param",
@@ -168,7 +164,7 @@ def test_rejections(client, case):
             client.evaluate(LOSS, inputs, params, grads=["label"] if case == "grads_label" else ["x1", "x1"])
         assert field in [v.field for v in exc.value.field_violations]
         return
-    _rejects(client, inputs, params, field)
+    assert_rejected(client, LOSS, inputs, params, field)
 
 
 def test_margin_integer_accepted():

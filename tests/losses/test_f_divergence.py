@@ -40,10 +40,6 @@ def _params(reduction, divergence, kind):
     return {"reduction": reduction, "divergence": divergence, "input_kind": kind}
 
 
-def _rejects(client, inputs, params, field, grads=None):
-    assert_rejected(client, LOSS, inputs, params, field, grads)
-
-
 @pytest.mark.parametrize("kind", ["logits", "probs"])
 @pytest.mark.parametrize("divergence", DIVERGENCES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -195,25 +191,25 @@ def test_rejections(client):
     p0[1, 0, 1], p0[1, 1, 1] = 0.0, p0[1, 1, 1] + p0[1, 0, 1]
     for divergence in ("reverse_kl", "neyman_chi2"):
         for kind in ("logits", "probs"):
-            _rejects(client, {"input": q, "target": p0}, {"divergence": divergence, "input_kind": kind},
-                     "inputs.target")
+            assert_rejected(client, LOSS, {"input": q, "target": p0},
+                            {"divergence": divergence, "input_kind": kind}, "inputs.target")
     for divergence in ZERO_OK:        # p = 0 is fine for the others
         client.evaluate(LOSS, {"input": q, "target": p0}, {"divergence": divergence, "input_kind": "probs"})
-    _rejects(client, {"input": q, "target": p + 1.0}, {}, "inputs.target")
-    _rejects(client, {"input": q, "target": -p}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": q, "target": p + 1.0}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": q, "target": -p}, {}, "inputs.target")
     q0 = q.copy()
     q0[0, 0, 0] = 0.0
-    _rejects(client, {"input": q0, "target": p}, {"input_kind": "probs"}, "inputs.input")
-    _rejects(client, {"input": q + 1.0, "target": p}, {"input_kind": "probs"}, "inputs.input")
-    _rejects(client, {"input": -q, "target": p}, {"input_kind": "probs"}, "inputs.input")
+    assert_rejected(client, LOSS, {"input": q0, "target": p}, {"input_kind": "probs"}, "inputs.input")
+    assert_rejected(client, LOSS, {"input": q + 1.0, "target": p}, {"input_kind": "probs"}, "inputs.input")
+    assert_rejected(client, LOSS, {"input": -q, "target": p}, {"input_kind": "probs"}, "inputs.input")
     client.evaluate(LOSS, {"input": q0 - 5.0, "target": p}, {"input_kind": "logits"})   # logits: any value
     client.evaluate(LOSS, {"input": np.ones_like(q), "target": p}, {"input_kind": "probs"})   # q = 1 allowed
-    _rejects(client, {"input": q, "target": p}, {"divergence": "js"}, "params.divergence")
-    _rejects(client, {"input": q, "target": p}, {"divergence": "KL"}, "params.divergence")
-    _rejects(client, {"input": q, "target": p}, {"input_kind": "log_probs"}, "params.input_kind")
-    _rejects(client, {"input": q, "target": p}, {"input_kind": 1}, "params.input_kind")
-    _rejects(client, {"input": q[:, 0, 0], "target": p[:, 0, 0]}, {}, "inputs.input")
-    _rejects(client, {"input": q, "target": p[:, :, :1]}, {}, "inputs.target")
-    _rejects(client, {"input": q, "target": np.zeros((2, 3, 2), np.int64)}, {}, "inputs.target")
-    _rejects(client, {"input": q, "target": p}, {}, "grads", grads=["target"])
-    _rejects(client, {"input": q, "target": p}, {"reduction": "mean_"}, "params.reduction")
+    assert_rejected(client, LOSS, {"input": q, "target": p}, {"divergence": "js"}, "params.divergence")
+    assert_rejected(client, LOSS, {"input": q, "target": p}, {"divergence": "KL"}, "params.divergence")
+    assert_rejected(client, LOSS, {"input": q, "target": p}, {"input_kind": "log_probs"}, "params.input_kind")
+    assert_rejected(client, LOSS, {"input": q, "target": p}, {"input_kind": 1}, "params.input_kind")
+    assert_rejected(client, LOSS, {"input": q[:, 0, 0], "target": p[:, 0, 0]}, {}, "inputs.input")
+    assert_rejected(client, LOSS, {"input": q, "target": p[:, :, :1]}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": q, "target": np.zeros((2, 3, 2), np.int64)}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": q, "target": p}, {}, "grads", grads=["target"])
+    assert_rejected(client, LOSS, {"input": q, "target": p}, {"reduction": "mean_"}, "params.reduction")

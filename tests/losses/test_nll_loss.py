@@ -40,10 +40,6 @@ def _params(reduction, ignore):
     return {"reduction": reduction, **({} if ignore is None else {"ignore_index": ignore})}
 
 
-def _rejects(client, inputs, params, field, grads=None):
-    assert_rejected(client, LOSS, inputs, params, field, grads)
-
-
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: f"w={v[0]},ignore={v[1]}")
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("shape", SHAPES)
@@ -128,20 +124,23 @@ test_result_dtype_through_server = result_dtype_test(
 def test_rejections(client):
     good = _data((3, 4, 2), np.float64, seed=5)
     x, y = good["input"], good["target"]
-    _rejects(client, {"input": x, "target": np.where(y == 0, 4, y)}, {}, "inputs.target")
-    _rejects(client, {"input": x, "target": np.where(y == 0, -1, y)}, {}, "inputs.target")
-    _rejects(client, {"input": x, "target": np.where(y == 0, -1, y)}, {"ignore_index": -2}, "inputs.target")
-    _rejects(client, {"input": x, "target": y[:, :1]}, {}, "inputs.target")
-    _rejects(client, {"input": x, "target": y.astype(np.float64)}, {}, "inputs.target")
-    _rejects(client, {"input": x[:, 0, 0], "target": y[:, 0]}, {}, "inputs.input")
-    _rejects(client, {"input": x, "target": y, "weight": np.ones(3)}, {}, "inputs.weight")
-    _rejects(client, {"input": x, "target": y, "weight": -np.ones(4)}, {}, "inputs.weight")
-    _rejects(client, {"input": x, "target": y, "weight": np.ones(4, np.float32)}, {}, "inputs.weight")
-    _rejects(client, {"input": x, "target": y}, {"ignore_index": 1.0}, "params.ignore_index")
-    _rejects(client, {"input": x, "target": y}, {"ignore_index": True}, "params.ignore_index")
-    _rejects(client, {"input": x, "target": y}, {"reduction": "weighted"}, "params.reduction")
-    _rejects(client, {"input": x, "target": y}, {"label_smoothing": 0.1}, "params.label_smoothing")
-    _rejects(client, {"input": x, "target": y}, {}, "grads", grads=["target"])
+    assert_rejected(client, LOSS, {"input": x, "target": np.where(y == 0, 4, y)}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": x, "target": np.where(y == 0, -1, y)}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": x, "target": np.where(y == 0, -1, y)}, {"ignore_index": -2},
+                    "inputs.target")
+    assert_rejected(client, LOSS, {"input": x, "target": y[:, :1]}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": x, "target": y.astype(np.float64)}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": x[:, 0, 0], "target": y[:, 0]}, {}, "inputs.input")
+    assert_rejected(client, LOSS, {"input": x, "target": y, "weight": np.ones(3)}, {}, "inputs.weight")
+    assert_rejected(client, LOSS, {"input": x, "target": y, "weight": -np.ones(4)}, {}, "inputs.weight")
+    assert_rejected(client, LOSS, {"input": x, "target": y, "weight": np.ones(4, np.float32)}, {},
+                    "inputs.weight")
+    assert_rejected(client, LOSS, {"input": x, "target": y}, {"ignore_index": 1.0}, "params.ignore_index")
+    assert_rejected(client, LOSS, {"input": x, "target": y}, {"ignore_index": True}, "params.ignore_index")
+    assert_rejected(client, LOSS, {"input": x, "target": y}, {"reduction": "weighted"}, "params.reduction")
+    assert_rejected(client, LOSS, {"input": x, "target": y}, {"label_smoothing": 0.1},
+                    "params.label_smoothing")
+    assert_rejected(client, LOSS, {"input": x, "target": y}, {}, "grads", grads=["target"])
     bad = x.copy()
     bad[0, 0, 0] = np.nan
-    _rejects(client, {"input": bad, "target": y}, {}, "inputs.input")
+    assert_rejected(client, LOSS, {"input": bad, "target": y}, {}, "inputs.input")

@@ -39,10 +39,6 @@ def _data(shape, dtype, seed=0, weight=None, pos_weight=None, scale=4.0):
     return inputs
 
 
-def _rejects(client, inputs, params, field, grads=None, loss=LOSS):
-    assert_rejected(client, loss, inputs, params, field, grads)
-
-
 @pytest.mark.parametrize("operands", OPERANDS, ids=lambda o: f"w={o[0]},pw={o[1]}")
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("shape", SHAPES)
@@ -121,28 +117,32 @@ test_result_dtype_through_server = result_dtype_test(
 def test_rejections(client):
     good = _data((2, 3, 4), np.float64, seed=5)
     x, y = good["input"], good["target"]
-    _rejects(client, {"input": x, "target": y + 1.0}, {}, "inputs.target")
-    _rejects(client, {"input": x, "target": y - 1.0}, {}, "inputs.target")
-    _rejects(client, {"input": x, "target": y, "weight": -np.ones(4)}, {}, "inputs.weight")
-    _rejects(client, {"input": x, "target": y, "pos_weight": -np.ones((3, 1))}, {}, "inputs.pos_weight")
-    _rejects(client, {"input": x, "target": y, "pos_weight": np.ones(3)}, {}, "inputs.pos_weight")
-    _rejects(client, {"input": x, "target": y, "weight": np.ones((2, 3))}, {}, "inputs.weight")
-    _rejects(client, {"input": x, "target": y, "weight": np.ones((1, 2, 3, 4))}, {}, "inputs.weight")
-    _rejects(client, {"input": x, "target": y[:1]}, {}, "inputs.target")
-    _rejects(client, {"input": x, "target": y.astype(np.float32)}, {}, "inputs.target")
-    _rejects(client, {"input": x, "target": y, "pos_weight": np.ones(4, np.float32)}, {},
-             "inputs.pos_weight")
-    _rejects(client, {"input": x.astype(np.int64), "target": y}, {}, "inputs.input")
-    _rejects(client, {"input": x.astype(np.float16), "target": y}, {}, "inputs.input")
+    assert_rejected(client, LOSS, {"input": x, "target": y + 1.0}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": x, "target": y - 1.0}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": x, "target": y, "weight": -np.ones(4)}, {}, "inputs.weight")
+    assert_rejected(client, LOSS, {"input": x, "target": y, "pos_weight": -np.ones((3, 1))}, {},
+                    "inputs.pos_weight")
+    assert_rejected(client, LOSS, {"input": x, "target": y, "pos_weight": np.ones(3)}, {},
+                    "inputs.pos_weight")
+    assert_rejected(client, LOSS, {"input": x, "target": y, "weight": np.ones((2, 3))}, {}, "inputs.weight")
+    assert_rejected(client, LOSS, {"input": x, "target": y, "weight": np.ones((1, 2, 3, 4))}, {},
+                    "inputs.weight")
+    assert_rejected(client, LOSS, {"input": x, "target": y[:1]}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": x, "target": y.astype(np.float32)}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": x, "target": y, "pos_weight": np.ones(4, np.float32)}, {},
+                    "inputs.pos_weight")
+    assert_rejected(client, LOSS, {"input": x.astype(np.int64), "target": y}, {}, "inputs.input")
+    assert_rejected(client, LOSS, {"input": x.astype(np.float16), "target": y}, {}, "inputs.input")
     bad = x.copy()
     bad[0, 0, 0] = -np.inf
-    _rejects(client, {"input": bad, "target": y}, {}, "inputs.input")
+    assert_rejected(client, LOSS, {"input": bad, "target": y}, {}, "inputs.input")
     bad = np.ones(4)
     bad[1] = np.nan
-    _rejects(client, {"input": x, "target": y, "pos_weight": bad}, {}, "inputs.pos_weight")
-    _rejects(client, {"input": x, "target": y}, {"reduction": "elementwise_mean"}, "params.reduction")
-    _rejects(client, {"input": x, "target": y, "pos_weight": np.ones(4)}, {}, "grads",
-             grads=["pos_weight"])
-    _rejects(client, {"input": x, "target": y}, {}, "grads", grads=["input", "input"])
-    _rejects(client, {"input": x, "target": y + 2.0}, {}, "inputs.target",
-             loss="binary_cross_entropy_with_logits")
+    assert_rejected(client, LOSS, {"input": x, "target": y, "pos_weight": bad}, {}, "inputs.pos_weight")
+    assert_rejected(client, LOSS, {"input": x, "target": y}, {"reduction": "elementwise_mean"},
+                    "params.reduction")
+    assert_rejected(client, LOSS, {"input": x, "target": y, "pos_weight": np.ones(4)}, {}, "grads",
+                    grads=["pos_weight"])
+    assert_rejected(client, LOSS, {"input": x, "target": y}, {}, "grads", grads=["input", "input"])
+    assert_rejected(client, "binary_cross_entropy_with_logits", {"input": x, "target": y + 2.0}, {},
+                    "inputs.target")

@@ -56,10 +56,6 @@ def _prob_data(shape, dtype, seed, weight=False, zeros=True):
     return inputs
 
 
-def _rejects(client, inputs, params, field, grads=None, loss=LOSS):
-    assert_rejected(client, loss, inputs, params, field, grads)
-
-
 @pytest.mark.parametrize("variant", INDEX_VARIANTS, ids=lambda v: f"w={v[0]},ignore={v[1]},eps={v[2]}")
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("shape", SHAPES)
@@ -224,26 +220,31 @@ def test_rejections(client):
     idx = _index_data((3, 4, 2), np.float64, 5)
     z, y = idx["input"], idx["target"]
     p = _prob_data((3, 4, 2), np.float64, 5)["target"]
-    _rejects(client, {"input": z, "target": np.where(y == 0, 4, y)}, {}, "inputs.target")
-    _rejects(client, {"input": z, "target": np.where(y == 0, -1, y)}, {}, "inputs.target")
-    _rejects(client, {"input": z, "target": np.where(y == 0, -1, y)}, {"ignore_index": 4}, "inputs.target")
-    _rejects(client, {"input": z, "target": y[:, :1]}, {}, "inputs.target")
-    _rejects(client, {"input": z, "target": p[:, :3]}, {}, "inputs.target")
-    _rejects(client, {"input": z[:, 0, 0], "target": y[:, 0]}, {}, "inputs.input")
-    _rejects(client, {"input": z, "target": y, "weight": np.ones(3)}, {}, "inputs.weight")
-    _rejects(client, {"input": z, "target": y, "weight": np.ones((4, 1))}, {}, "inputs.weight")
-    _rejects(client, {"input": z, "target": y, "weight": -np.ones(4)}, {}, "inputs.weight")
-    _rejects(client, {"input": z, "target": y}, {"label_smoothing": 1.5}, "params.label_smoothing")
-    _rejects(client, {"input": z, "target": y}, {"label_smoothing": -0.1}, "params.label_smoothing")
-    _rejects(client, {"input": z, "target": y}, {"ignore_index": 2.0}, "params.ignore_index")
-    _rejects(client, {"input": z, "target": p + 0.5}, {}, "inputs.target")
-    _rejects(client, {"input": z, "target": -p}, {}, "inputs.target")
-    _rejects(client, {"input": z, "target": p}, {"ignore_index": 0}, "params.ignore_index")
+    assert_rejected(client, LOSS, {"input": z, "target": np.where(y == 0, 4, y)}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": z, "target": np.where(y == 0, -1, y)}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": z, "target": np.where(y == 0, -1, y)}, {"ignore_index": 4},
+                    "inputs.target")
+    assert_rejected(client, LOSS, {"input": z, "target": y[:, :1]}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": z, "target": p[:, :3]}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": z[:, 0, 0], "target": y[:, 0]}, {}, "inputs.input")
+    assert_rejected(client, LOSS, {"input": z, "target": y, "weight": np.ones(3)}, {}, "inputs.weight")
+    assert_rejected(client, LOSS, {"input": z, "target": y, "weight": np.ones((4, 1))}, {}, "inputs.weight")
+    assert_rejected(client, LOSS, {"input": z, "target": y, "weight": -np.ones(4)}, {}, "inputs.weight")
+    assert_rejected(client, LOSS, {"input": z, "target": y}, {"label_smoothing": 1.5},
+                    "params.label_smoothing")
+    assert_rejected(client, LOSS, {"input": z, "target": y}, {"label_smoothing": -0.1},
+                    "params.label_smoothing")
+    assert_rejected(client, LOSS, {"input": z, "target": y}, {"ignore_index": 2.0}, "params.ignore_index")
+    assert_rejected(client, LOSS, {"input": z, "target": p + 0.5}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": z, "target": -p}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": z, "target": p}, {"ignore_index": 0}, "params.ignore_index")
     client.evaluate(LOSS, {"input": z, "target": p}, {"ignore_index": -1})     # negative is fine
-    _rejects(client, {"input": z, "target": p.astype(np.float32)}, {}, "inputs.target")
-    _rejects(client, {"input": z, "target": y.astype(np.uint8)}, {}, "inputs.target")
-    _rejects(client, {"input": z, "target": y}, {"reduction": "weighted_mean"}, "params.reduction")
-    _rejects(client, {"input": z, "target": y}, {}, "grads", grads=["target"])
-    _rejects(client, {"input": z, "target": y, "weight": np.ones(4)}, {}, "grads", grads=["weight"])
-    _rejects(client, {"input": z, "target": np.where(y == 0, 4, y)}, {}, "inputs.target",
-             loss="cross_entropy")
+    assert_rejected(client, LOSS, {"input": z, "target": p.astype(np.float32)}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": z, "target": y.astype(np.uint8)}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": z, "target": y}, {"reduction": "weighted_mean"},
+                    "params.reduction")
+    assert_rejected(client, LOSS, {"input": z, "target": y}, {}, "grads", grads=["target"])
+    assert_rejected(client, LOSS, {"input": z, "target": y, "weight": np.ones(4)}, {}, "grads",
+                    grads=["weight"])
+    assert_rejected(client, "cross_entropy", {"input": z, "target": np.where(y == 0, 4, y)}, {},
+                    "inputs.target")

@@ -27,10 +27,6 @@ def _image(shape, dtype, seed=0):
     return np.random.default_rng(seed).normal(0.0, 1.0, shape).astype(dtype)
 
 
-def _rejects(client, inputs, params, field, grads=None):
-    assert_rejected(client, LOSS, inputs, params, field, grads)
-
-
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: f"{v[0]}-beta{v[1]}")
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("shape", SHAPES)
@@ -117,21 +113,22 @@ def test_result_dtype_through_server(client, dtype):
 
 def test_rejections(client):
     x = _image((2, 3, 4, 5), np.float64, seed=1)
-    _rejects(client, {"input": x[0]}, {}, "inputs.input")
-    _rejects(client, {"input": x[None]}, {}, "inputs.input")
-    _rejects(client, {"input": x.reshape(2, -1)}, {}, "inputs.input")
-    _rejects(client, {"input": x}, {"beta": 0.0}, "params.beta")
-    _rejects(client, {"input": x}, {"beta": -1.0}, "params.beta")
-    _rejects(client, {"input": x}, {"variant": "l1", "beta": 0}, "params.beta")   # checked for every variant
-    _rejects(client, {"input": x}, {"beta": "2"}, "params.beta")
-    _rejects(client, {"input": x}, {"beta": True}, "params.beta")
-    _rejects(client, {"input": x}, {"variant": "anisotropic"}, "params.variant")
-    _rejects(client, {"input": x}, {"variant": "L1"}, "params.variant")
-    _rejects(client, {"input": x}, {"reduction": "pixelmean"}, "params.reduction")
-    _rejects(client, {"input": x.astype(np.int32)}, {}, "inputs.input")
-    _rejects(client, {"input": x[:, :, :0]}, {}, "inputs.input")
-    _rejects(client, {"input": x, "target": x}, {}, "inputs.target")
+    assert_rejected(client, LOSS, {"input": x[0]}, {}, "inputs.input")
+    assert_rejected(client, LOSS, {"input": x[None]}, {}, "inputs.input")
+    assert_rejected(client, LOSS, {"input": x.reshape(2, -1)}, {}, "inputs.input")
+    assert_rejected(client, LOSS, {"input": x}, {"beta": 0.0}, "params.beta")
+    assert_rejected(client, LOSS, {"input": x}, {"beta": -1.0}, "params.beta")
+    # beta is checked for every variant
+    assert_rejected(client, LOSS, {"input": x}, {"variant": "l1", "beta": 0}, "params.beta")
+    assert_rejected(client, LOSS, {"input": x}, {"beta": "2"}, "params.beta")
+    assert_rejected(client, LOSS, {"input": x}, {"beta": True}, "params.beta")
+    assert_rejected(client, LOSS, {"input": x}, {"variant": "anisotropic"}, "params.variant")
+    assert_rejected(client, LOSS, {"input": x}, {"variant": "L1"}, "params.variant")
+    assert_rejected(client, LOSS, {"input": x}, {"reduction": "pixelmean"}, "params.reduction")
+    assert_rejected(client, LOSS, {"input": x.astype(np.int32)}, {}, "inputs.input")
+    assert_rejected(client, LOSS, {"input": x[:, :, :0]}, {}, "inputs.input")
+    assert_rejected(client, LOSS, {"input": x, "target": x}, {}, "inputs.target")
     bad = x.copy()
     bad[1, 2, 3, 4] = np.nan
-    _rejects(client, {"input": bad}, {}, "inputs.input")
+    assert_rejected(client, LOSS, {"input": bad}, {}, "inputs.input")
     client.evaluate(LOSS, {"input": x}, {"beta": 2})      # an integer is a real number
