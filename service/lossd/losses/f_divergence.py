@@ -80,7 +80,7 @@ def _fdiv(z, p, div, logits, s, out, gz, want):  # pragma: no cover - compiled
     keep = out.size > 0
     total = 0.0
     for n in prange(n_rows):
-        h = np.empty(n_cls)
+        h = np.empty(2 * n_cls)  # h[c]: s * q_c * d_c; h[n_cls + c]: q_c (logits: no 3rd exp)
         for k in range(n_pos):
             lse = 0.0
             if logits:
@@ -106,6 +106,7 @@ def _fdiv(z, p, div, logits, s, out, gz, want):  # pragma: no cover - compiled
                 if want:
                     if logits:
                         h[c] = s * qd
+                        h[n_cls + c] = q
                         hsum += s * qd
                     else:
                         gz[n, c, k] = s * d
@@ -114,8 +115,7 @@ def _fdiv(z, p, div, logits, s, out, gz, want):  # pragma: no cover - compiled
                 out[n, k] = value
             if want and logits:
                 for c in range(n_cls):
-                    q = math.exp(np.float64(z[n, c, k]) - lse)
-                    gz[n, c, k] = h[c] - q * hsum
+                    gz[n, c, k] = h[c] - h[n_cls + c] * hsum
     return total
 
 
