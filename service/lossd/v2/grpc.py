@@ -33,6 +33,7 @@ from lossd.v2.convert import (
     server_metadata,
     spec_or_none,
 )
+from lossd_client.codec import MAX_RANK, check_extent
 from lossd_client.errors import (
     Cancelled,
     DeadlineExceeded,
@@ -68,6 +69,9 @@ def decode_infer(request: Any) -> tuple[dict[str, np.ndarray], dict[str, Any], l
         shape = tuple(int(d) for d in tensor.shape)
         if any(d < 0 for d in shape):
             raise InvalidArgument.field(f"{field}.shape", f"shape {list(shape)} has a negative dimension")
+        if len(shape) > MAX_RANK:
+            raise InvalidArgument.field(f"{field}.shape", f"rank {len(shape)} exceeds the maximum {MAX_RANK}")
+        check_extent(shape, dtype.itemsize, f"{field}.shape")  # np.prod below would wrap silently
         count = int(np.prod(shape, dtype=np.int64)) if shape else 1
         if raw:
             data = raw[index]

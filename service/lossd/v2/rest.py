@@ -36,6 +36,7 @@ from lossd.v2.convert import (
     select_grads,
     server_metadata,
 )
+from lossd_client.codec import MAX_RANK, check_extent
 from lossd_client.errors import Cancelled, Internal, InvalidArgument, LossdError, NotFound
 
 log = logging.getLogger("lossd.v2")
@@ -78,6 +79,9 @@ def _decode_inputs(doc: dict[str, Any], binary: memoryview) -> dict[str, np.ndar
         shape = item.get("shape")
         if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
             raise InvalidArgument.field(f"{field}.shape", "shape must be a list of non-negative integers")
+        if len(shape) > MAX_RANK:
+            raise InvalidArgument.field(f"{field}.shape", f"rank {len(shape)} exceeds the maximum {MAX_RANK}")
+        check_extent(tuple(shape), dtype.itemsize, f"{field}.shape")  # np.prod would overflow
         count = int(np.prod(shape, dtype=np.int64)) if shape else 1
         size = (item.get("parameters") or {}).get("binary_data_size")
         if size is not None:
