@@ -22,6 +22,7 @@ import numpy as np
 from lossd_client._proto.lossd.v1 import lossd_pb2 as pb
 from lossd_client.codec import build_request, encode_param
 from lossd_client.errors import from_rpc_error
+from tests.procstat import rss_bytes
 
 MIB = 1024 * 1024
 MAX_ELEMENTS = 100_000
@@ -432,15 +433,6 @@ def check(case: Case, outcome: Outcome) -> list[str]:
     if case.words.lower() not in outcome.message.lower():
         problems.append(f"message {outcome.message[:300]!r} lacks {case.words!r}")
     return problems
-
-
-def rss_bytes(pid: int) -> int:
-    """VmRSS of process ``pid``."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
 
 
 __all__ = ["Case", "GRPC_CASES", "REST_CASES", "HUGE_GRPC", "HUGE_REST", "check", "rss_bytes",

@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 import numpy as np
 
+from tests.procstat import rss_bytes
+
 MIB = 1024 * 1024
 REST_EVERY = 4  # one call in four goes over REST
 
@@ -67,14 +69,6 @@ def cases() -> list[Case]:
                        for k, v in c.inputs.items()},
             "params": c.params}).encode()
     return out
-
-
-def rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
 
 
 @dataclass
