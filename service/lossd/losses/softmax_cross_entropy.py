@@ -106,33 +106,45 @@ def _ce_index(z, y, w, ignore, eps, s, out, gz, want):  # pragma: no cover - com
 def _ce_prob(z, p, w, eps, s, out, gz, gp, want_z, want_p):  # pragma: no cover - compiled
     n_rows, n_cls, n_pos = z.shape
     keep = out.size > 0
+    per = max(1, _CHUNK_ELEMENTS // (n_cls * n_pos))
+    n_chunks = (n_rows + per - 1) // per
     total = 0.0
-    for n in prange(n_rows):
-        for k in range(n_pos):
-            m = -np.inf
-            for c in range(n_cls):
-                m = max(m, np.float64(z[n, c, k]))
-            se = 0.0
-            for c in range(n_cls):
-                se += math.exp(np.float64(z[n, c, k]) - m)
-            lse = m + math.log(se)
-            value = 0.0
-            wp = 0.0
-            for c in range(n_cls):
-                pc = (1.0 - eps) * np.float64(p[n, c, k]) + eps / n_cls
-                lq = np.float64(z[n, c, k]) - lse
-                value -= w[c] * pc * lq
-                wp += w[c] * pc
-                if want_p:
-                    gp[n, c, k] = -s * (1.0 - eps) * w[c] * lq
-            total += value
-            if keep:
-                out[n, k] = value
-            if want_z:
+    for chunk in prange(n_chunks):
+        e = np.empty(n_cls if want_z else 0)  # exp(z_c - m), reused by the z gradient
+        acc = 0.0
+        for n in range(chunk * per, min(n_rows, (chunk + 1) * per)):
+            for k in range(n_pos):
+                m = -np.inf
+                for c in range(n_cls):
+                    m = max(m, np.float64(z[n, c, k]))
+                se = 0.0
+                if want_z:
+                    for c in range(n_cls):
+                        ec = math.exp(np.float64(z[n, c, k]) - m)
+                        e[c] = ec
+                        se += ec
+                else:
+                    for c in range(n_cls):
+                        se += math.exp(np.float64(z[n, c, k]) - m)
+                lse = m + math.log(se)
+                value = 0.0
+                wp = 0.0
                 for c in range(n_cls):
                     pc = (1.0 - eps) * np.float64(p[n, c, k]) + eps / n_cls
-                    q = math.exp(np.float64(z[n, c, k]) - lse)
-                    gz[n, c, k] = s * (q * wp - w[c] * pc)
+                    lq = np.float64(z[n, c, k]) - lse
+                    value -= w[c] * pc * lq
+                    wp += w[c] * pc
+                    if want_p:
+                        gp[n, c, k] = -s * (1.0 - eps) * w[c] * lq
+                acc += value
+                if keep:
+                    out[n, k] = value
+                if want_z:
+                    r = 1.0 / se
+                    for c in range(n_cls):
+                        pc = (1.0 - eps) * np.float64(p[n, c, k]) + eps / n_cls
+                        gz[n, c, k] = s * (e[c] * r * wp - w[c] * pc)
+        total += acc
     return total
 
 
