@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -25,7 +25,7 @@ from lossd.rest import codec
 from lossd.rest.errors import HttpError, error_response
 from lossd.rest.openapi import docs_html, openapi_document
 from lossd.schema import loss_schema
-from lossd_client.errors import Cancelled, Internal, InvalidArgument, LossdError, NotFound
+from lossd_client.errors import Cancelled, Internal, InvalidArgument, LossdError, NotFound, Unavailable
 
 log = logging.getLogger("lossd.rest")
 JSON = "application/json"
@@ -134,6 +134,8 @@ class RestApi:
         except asyncio.CancelledError:
             error = Cancelled("the client cancelled the call")
             raise
+        except ClientDisconnect:
+            error = Cancelled("the client went away while sending its request")
         except Exception as exc:  # noqa: BLE001 - mapped once, here
             error = self._as_error(exc, timings.request_id)
         finally:
@@ -150,6 +152,8 @@ class RestApi:
         return Response(body, media_type=JSON, headers=headers)
 
     async def _evaluate(self, request: Request, loss: str, timings: Timings, sizes: list[int]) -> bytes:
+        if not self.plane.ready:  # the registry may still be loading: never load it on the event loop
+            raise Unavailable("server is warming up (compiling kernels); retry shortly")
         resolve(loss)  # the path names the resource: an unknown loss is 404 before the body is read
         check_content_type(request)
         raw = await read_body(request, self.limit, sizes)
