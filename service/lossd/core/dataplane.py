@@ -22,7 +22,7 @@ from lossd.core.observer import NullObserver, Observer
 from lossd.core.validation import prepare
 from lossd.losses.registry import canonical_id
 from lossd.settings import Settings
-from lossd_client.errors import Cancelled, DeadlineExceeded, LossdError, Unavailable
+from lossd_client.errors import Cancelled, DeadlineExceeded, Unavailable
 from lossd_client.result import EvaluateResult
 
 
@@ -121,9 +121,3 @@ class DataPlane:
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
-
-def is_client_error(error: LossdError) -> bool:
-    """True for errors caused by the request rather than the server."""
-    return error.code.name in {"INVALID_ARGUMENT", "NOT_FOUND", "RESOURCE_EXHAUSTED",
-                               "UNAUTHENTICATED", "PERMISSION_DENIED", "DEADLINE_EXCEEDED",
-                               "CANCELLED"}
