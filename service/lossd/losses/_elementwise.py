@@ -25,10 +25,29 @@ from typing import Any
 
 import numpy as np
 
+from lossd.core import checks
 from lossd.kernels.jit import Dual
 from lossd.kernels.reduction import scale
 from lossd.losses.common import buffer, finish, loss_buffer
-from lossd.spec import Call, LossOutput
+from lossd.spec import Call, InputSpec, Kind, LossOutput
+
+#: the prediction/target pair of the regression losses: identical shapes, both differentiable.
+PAIR_INPUTS = (
+    InputSpec("input", Kind.FLOAT, "any shape (N, ...)", "prediction", differentiable=True),
+    InputSpec("target", Kind.FLOAT, "same shape as input", "reference value", differentiable=True),
+)
+
+
+def validate_pair(call: Call) -> None:
+    """``target`` has exactly the shape of ``input`` (no broadcasting)."""
+    checks.same_shape(call, "target", "input")
+
+
+def pair_examples(dtype: np.dtype) -> list:
+    """Warm-up example of a prediction/target loss: differences from -2.5 to 2.5, so both
+    pieces of the piecewise losses (smooth_l1, huber) run."""
+    x = np.linspace(-2, 2, 6, dtype=dtype).reshape(2, 3)
+    return [({"input": x, "target": (x[::-1] * 0.25).copy()}, {})]
 
 
 def flat(call: Call, name: str, rows: bool = False) -> np.ndarray:

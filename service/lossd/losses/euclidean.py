@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from lossd.core import checks
 from lossd.kernels.jit import boolean, dual, f64, for_floats, prange, ro, rw
 from lossd.losses import _elementwise
-from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec
+from lossd.spec import Call, LossOutput, LossSpec
 
 
 @dual(for_floats(lambda f: f64(ro(f, 2), ro(f, 2), f64, rw(f), rw(f, 2), rw(f, 2), boolean, boolean)))
@@ -41,25 +40,15 @@ def compute(call: Call) -> LossOutput:
     return _elementwise.run(call, _euclidean, ("input", "target"), rows=True)
 
 
-def validate(call: Call) -> None:
-    checks.same_shape(call, "target", "input")
-
-
-def examples(dtype: np.dtype) -> list:
-    x = np.linspace(-1, 1, 6, dtype=dtype).reshape(2, 3)
-    return [({"input": x, "target": x[::-1].copy()}, {})]
 
 
 SPEC = LossSpec(
     id="euclidean",
     summary="Caffe EuclideanLoss: l_n = ||input_n - target_n||^2 / 2 per sample; mean = sum / N.",
-    inputs=(
-        InputSpec("input", Kind.FLOAT, "any shape (N, ...)", "prediction", differentiable=True),
-        InputSpec("target", Kind.FLOAT, "same shape as input", "reference value", differentiable=True),
-    ),
+    inputs=_elementwise.PAIR_INPUTS,
     params=(),
     loss_shape="(N,)",
     compute=compute,
-    validate=validate,
-    examples=examples,
+    validate=_elementwise.validate_pair,
+    examples=_elementwise.pair_examples,
 )

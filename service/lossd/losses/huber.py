@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from lossd.core import checks
 from lossd.kernels.jit import boolean, dual, f64, for_floats, prange, ro, rw
 from lossd.losses import _elementwise
-from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
+from lossd.spec import Call, LossOutput, LossSpec, ParamSpec
 
 
 @dual(for_floats(lambda f: f64(ro(f), ro(f), f64, f64, rw(f), rw(f), rw(f), boolean, boolean)))
@@ -45,29 +44,19 @@ def compute(call: Call) -> LossOutput:
     return _elementwise.run(call, _huber, ("input", "target"), params=(call.params["delta"],))
 
 
-def validate(call: Call) -> None:
-    checks.same_shape(call, "target", "input")
-
-
-def examples(dtype: np.dtype) -> list:
-    x = np.linspace(-2, 2, 6, dtype=dtype).reshape(2, 3)
-    return [({"input": x, "target": np.zeros_like(x)}, {})]
 
 
 SPEC = LossSpec(
     id="huber",
     summary="Huber loss: 0.5 d^2 for |d| < delta, else delta (|d| - delta / 2).",
     aliases=("huber_loss",),
-    inputs=(
-        InputSpec("input", Kind.FLOAT, "any shape (N, ...)", "prediction", differentiable=True),
-        InputSpec("target", Kind.FLOAT, "same shape as input", "reference value", differentiable=True),
-    ),
+    inputs=_elementwise.PAIR_INPUTS,
     params=(
         ParamSpec("delta", float, 1.0, "threshold between the quadratic and linear pieces",
                   minimum=0.0, exclusive_minimum=True),
     ),
     loss_shape="shape of input",
     compute=compute,
-    validate=validate,
-    examples=examples,
+    validate=_elementwise.validate_pair,
+    examples=_elementwise.pair_examples,
 )
