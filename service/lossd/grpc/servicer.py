@@ -53,13 +53,14 @@ class Malformed(Oversized):
         self.reason = reason
 
 
-def checked_deserializer(limit: int):
-    """A request deserializer that refuses to parse messages over ``limit`` bytes."""
+def checked_deserializer(limit: int, message: Any = pb.EvaluateRequest):
+    """A deserializer of ``message`` that refuses to parse requests over ``limit`` bytes
+    (Oversized) and turns undecodable bytes into Malformed instead of raising."""
     def deserialize(raw: bytes) -> Any:
         if len(raw) > limit:
             return Oversized(len(raw))
         try:
-            return pb.EvaluateRequest.FromString(raw)
+            return message.FromString(raw)
         except DecodeError as exc:
             return Malformed(len(raw), str(exc))
     return deserialize

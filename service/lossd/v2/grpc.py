@@ -16,11 +16,10 @@ from typing import Any, AsyncIterator
 
 import grpc
 import numpy as np
-from google.protobuf.message import DecodeError
 
 from lossd.core.dataplane import DataPlane, Timings
 from lossd.core.observer import CallRecord
-from lossd.grpc.servicer import Malformed, Oversized, oversized_error
+from lossd.grpc.servicer import Malformed, Oversized, checked_deserializer, oversized_error
 from lossd.losses.registry import canonical_id, resolve
 from lossd.v2 import messages as m
 from lossd.v2.convert import (
@@ -252,17 +251,6 @@ class InferenceServicer:
                         model_name=getattr(request, "model_name", ""), id=getattr(request, "id", "")))
 
 
-def _checked(limit: int):
-    def deserialize(raw: bytes) -> Any:
-        if len(raw) > limit:
-            return Oversized(len(raw))
-        try:
-            return m.ModelInferRequest.FromString(raw)
-        except DecodeError as exc:
-            return Malformed(len(raw), str(exc))
-    return deserialize
-
-
 def inference_handler(plane: DataPlane) -> grpc.GenericRpcHandler:
     """The generic handler of ``inference.GRPCInferenceService`` (add to the gRPC server)."""
     s = InferenceServicer(plane)
@@ -271,7 +259,7 @@ def inference_handler(plane: DataPlane) -> grpc.GenericRpcHandler:
     def plain(method: Any, req: Any, resp: Any) -> grpc.RpcMethodHandler:
         return unary(method, request_deserializer=req.FromString, response_serializer=resp.SerializeToString)
 
-    infer_in = _checked(s.limit)
+    infer_in = checked_deserializer(s.limit, m.ModelInferRequest)
     handlers = {
         "ServerLive": plain(s.ServerLive, m.ServerLiveRequest, m.ServerLiveResponse),
         "ServerReady": plain(s.ServerReady, m.ServerReadyRequest, m.ServerReadyResponse),
