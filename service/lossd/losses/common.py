@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from lossd.kernels.reduction import Reduction
 from lossd.spec import Call
+
+FLOAT32 = np.dtype(np.float32)
+#: float64 values at or beyond this magnitude round to +-Inf in float32 (max + half an ulp).
+FLOAT32_OVERFLOW = 2.0**128 * (1.0 - 2.0**-25)
 
 
 def buffer(call: Call, shape: tuple[int, ...] | int, wanted: bool = True) -> np.ndarray:
@@ -32,8 +38,10 @@ def finish(call: Call, total: float, divisor_scale: float, unreduced: np.ndarray
     computed in float64 and rounded once to the request dtype."""
     if call.reduction is Reduction.NONE:
         return unreduced.reshape(shape)
-    with np.errstate(over="ignore"):  # float32 overflow is the documented +-Inf result
-        return np.asarray(total * divisor_scale, dtype=np.float64).astype(call.dtype)
+    value = float(total) * divisor_scale
+    if call.dtype == FLOAT32 and abs(value) >= FLOAT32_OVERFLOW:
+        value = math.copysign(math.inf, value)  # the documented +-Inf, without a cast warning
+    return np.array(value, call.dtype)
 
 
 def grads_of(call: Call, **flat: np.ndarray) -> dict[str, np.ndarray]:
