@@ -65,8 +65,12 @@ def grad_buffers(call: Call, arrays: Sequence[np.ndarray], names: Sequence[str])
 
 def shaped_grads(call: Call, names: Sequence[str], bufs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
     """The requested gradients, each reshaped to its input's shape."""
-    return {name: g.reshape(call.inputs[name].shape) for name, g in zip(names, bufs)
-            if call.wants(name)}
+    out = {}
+    for name, g in zip(names, bufs):
+        if call.wants(name):
+            shape = call.inputs[name].shape
+            out[name] = g if g.shape == shape else g.reshape(shape)
+    return out
 
 
 def run(call: Call, kern: Dual, diff: Sequence[str], data: Sequence[str] = (),

@@ -14,11 +14,21 @@ FLOAT32 = np.dtype(np.float32)
 FLOAT32_OVERFLOW = 2.0**128 * (1.0 - 2.0**-25)
 
 
+_PLACEHOLDERS: dict[tuple[np.dtype, int], np.ndarray] = {}
+
+
 def buffer(call: Call, shape: tuple[int, ...] | int, wanted: bool = True) -> np.ndarray:
     """An output buffer in the request's float dtype, or an empty placeholder of the
-    same rank (the kernel never touches it) when ``wanted`` is false."""
+    same rank (the kernel never touches it) when ``wanted`` is false.
+
+    Placeholders have no elements, so one shared array per (dtype, rank) serves every call.
+    """
     if not wanted:
-        return np.empty((0,) * (1 if isinstance(shape, int) else len(shape)), call.dtype)
+        key = (call.dtype, 1 if isinstance(shape, int) else len(shape))
+        placeholder = _PLACEHOLDERS.get(key)
+        if placeholder is None:
+            placeholder = _PLACEHOLDERS.setdefault(key, np.empty((0,) * key[1], key[0]))
+        return placeholder
     return np.empty(shape, call.dtype)
 
 
