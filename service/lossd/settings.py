@@ -37,6 +37,9 @@ class Settings:
     max_queued_bytes: int = field(default=1024 * MIB, metadata={"help": "request bytes held by "
                                                                         "admitted calls at most"})
     workers: int = field(default=0, metadata={"help": "compute threads (0: one per core)"})
+    inline_bytes: int = field(default=65536, metadata={"help": "requests up to this many bytes are "
+                                                               "computed on the event loop (no "
+                                                               "thread hand-off); 0: never"})
     tls_cert: str = field(default="", metadata={"help": "PEM certificate: TLS on both ports"})
     tls_key: str = field(default="", metadata={"help": "PEM private key of --tls-cert"})
     tls_client_ca: str = field(default="", metadata={"help": "PEM CA: require client "

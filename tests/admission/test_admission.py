@@ -65,8 +65,9 @@ class Server:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
+        # inline_bytes=0: every call goes through the executor, whose kernel these tests hold
         self.app = App(Settings(host="127.0.0.1", grpc_port=0, http_port=0, warmup=False,
-                                metrics=False, drain_delay=0, grace=5, **settings))
+                                metrics=False, drain_delay=0, grace=5, inline_bytes=0, **settings))
         self.run(self.app.start())
         self.run(self.app.warm_up())
         self.records: list[Any] = []

@@ -207,7 +207,7 @@ def test_cancelled_and_expired_calls_count_with_their_codes():
         raise AssertionError(f"{name}{labels} never reached {want}")
 
     async def scenario():
-        async with running_app(workers=1) as app:
+        async with running_app(workers=1, inline_bytes=0) as app:  # the held worker must be used
             gate = threading.Event()
             app.plane.executor.submit(gate.wait)
             try:

@@ -25,6 +25,8 @@ from lossd.settings import Settings
 from lossd_client.errors import Cancelled, DeadlineExceeded, Unavailable
 from lossd_client.result import EvaluateResult
 
+_NEVER = threading.Event()  # "abandoned" flag of inline calls: they cannot be abandoned midway
+
 
 @dataclass
 class Timings:
@@ -67,6 +69,14 @@ class DataPlane:
             raise Unavailable("server is shutting down; retry on another replica")
         queued = time.perf_counter()
         release = self.admission.acquire(nbytes)
+        if nbytes <= self.settings.inline_bytes:
+            # Small requests: validation and a serial kernel take microseconds, less than
+            # the two thread hand-offs an executor round trip costs.
+            try:
+                return self._work(loss, inputs, params, grads, request_id, timings, deadline, queued,
+                                  _NEVER)
+            finally:
+                release()
         loop = asyncio.get_running_loop()
         abandoned = threading.Event()  # set when the caller went away (cancel or deadline)
         try:
