@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -71,6 +71,42 @@ def oversized_error(size: int, limit: int) -> ResourceExhausted:
                              f"(raise it with --max-message-bytes / LOSSD_MAX_MESSAGE_BYTES)")
 
 
+async def observed_call(observer: Any, request: Any, context: grpc.aio.ServicerContext | None,
+                        method: str, work: Callable[[Timings], Awaitable[Any]],
+                        as_error: Callable[[Exception, Timings], LossdError]
+                        ) -> tuple[Any, LossdError | None]:
+    """Run ``work`` for one gRPC call and report it to ``observer`` as one CallRecord.
+
+    Returns ``(response, None)`` or ``(None, error)``; never raises except on cancellation,
+    which is recorded as DEADLINE_EXCEEDED or CANCELLED and re-raised. Shared by the native
+    and the KServe V2 services.
+    """
+    observer.call_started("grpc")
+    timings = Timings()
+    start = time.perf_counter()
+    response: Any = None
+    error: LossdError | None = None
+    try:
+        response = await work(timings)
+    except asyncio.CancelledError:  # the client went away, or its deadline passed
+        remaining = context.time_remaining() if context is not None else None
+        error = (DeadlineExceeded("the call's deadline passed") if remaining is not None
+                 and remaining <= 0 else Cancelled("the client cancelled the call"))
+        raise
+    except Exception as exc:  # noqa: BLE001 - mapped once, here
+        error = as_error(exc, timings)
+    finally:
+        size = request.size if isinstance(request, Oversized) else request.ByteSize()
+        observer.call_finished(CallRecord(
+            transport="grpc", method=method, loss=timings.loss_id or "unknown",
+            code="OK" if error is None else error.code.name,
+            duration=time.perf_counter() - start, phases=dict(timings.phases),
+            request_bytes=size, response_bytes=response.ByteSize() if response is not None else 0,
+            request_id=timings.request_id, dtype=timings.dtype, elements=timings.elements,
+            message="" if error is None else error.message))
+    return response, error
+
+
 class LossServicer:
     """Handlers of lossd.v1.LossService over one DataPlane."""
 
@@ -111,31 +147,9 @@ class LossServicer:
     async def _observed(self, request: Any, context: grpc.aio.ServicerContext, method: str
                         ) -> tuple[pb.EvaluateResponse | None, LossdError | None]:
         """Run one evaluation and report it to the observer; never raises."""
-        observer = self.plane.observer
-        observer.call_started("grpc")
-        timings = Timings()
-        start = time.perf_counter()
-        response: pb.EvaluateResponse | None = None
-        error: LossdError | None = None
-        try:
-            response = await self._evaluate(request, context, timings)
-        except asyncio.CancelledError:  # the client went away, or its deadline passed
-            remaining = context.time_remaining() if context is not None else None
-            error = (DeadlineExceeded("the call's deadline passed") if remaining is not None
-                     and remaining <= 0 else Cancelled("the client cancelled the call"))
-            raise
-        except Exception as exc:  # noqa: BLE001 - mapped once, here
-            error = self._as_error(exc, request)
-        finally:
-            size = request.size if isinstance(request, Oversized) else request.ByteSize()
-            observer.call_finished(CallRecord(
-                transport="grpc", method=method, loss=timings.loss_id or "unknown",
-                code="OK" if error is None else error.code.name,
-                duration=time.perf_counter() - start, phases=dict(timings.phases),
-                request_bytes=size, response_bytes=response.ByteSize() if response is not None else 0,
-                request_id=timings.request_id, dtype=timings.dtype, elements=timings.elements,
-                message="" if error is None else error.message))
-        return response, error
+        return await observed_call(self.plane.observer, request, context, method,
+                                   lambda timings: self._evaluate(request, context, timings),
+                                   lambda exc, timings: self._as_error(exc, request))
 
     async def Evaluate(self, request: Any, context: grpc.aio.ServicerContext) -> pb.EvaluateResponse:
         response, error = await self._observed(request, context, "Evaluate")

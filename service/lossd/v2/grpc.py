@@ -9,7 +9,6 @@ Tensors arrive in ``raw_input_contents`` (decoded with ``np.frombuffer``) or in 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any, AsyncIterator
@@ -19,7 +18,7 @@ import numpy as np
 
 from lossd.core.dataplane import DataPlane, Timings
 from lossd.core.observer import CallRecord
-from lossd.grpc.servicer import Malformed, Oversized, checked_deserializer, oversized_error
+from lossd.grpc.servicer import Malformed, Oversized, checked_deserializer, observed_call, oversized_error
 from lossd.losses.registry import canonical_id, resolve
 from lossd.v2 import messages as m
 from lossd.v2.convert import (
@@ -34,8 +33,6 @@ from lossd.v2.convert import (
 )
 from lossd_client.codec import MAX_RANK, check_extent
 from lossd_client.errors import (
-    Cancelled,
-    DeadlineExceeded,
     Internal,
     InvalidArgument,
     LossdError,
@@ -201,31 +198,11 @@ class InferenceServicer:
     async def _observed(self, request: Any, context: grpc.aio.ServicerContext, method: str
                         ) -> tuple[Any, LossdError | None]:
         """One inference reported to the observer; never raises (except cancellation)."""
-        observer = self.plane.observer
-        observer.call_started("grpc")
-        timings = Timings()
-        start = time.perf_counter()
-        response: Any = None
-        error: LossdError | None = None
-        try:
-            response = await self._infer(request, context, timings)
-        except asyncio.CancelledError:
-            remaining = context.time_remaining() if context is not None else None
-            error = (DeadlineExceeded("the call's deadline passed") if remaining is not None
-                     and remaining <= 0 else Cancelled("the client cancelled the call"))
-            raise
-        except Exception as exc:  # noqa: BLE001 - mapped once, here
-            error = exc if isinstance(exc, LossdError) else self._internal(exc, timings.request_id)
-        finally:
-            size = request.size if isinstance(request, Oversized) else request.ByteSize()
-            observer.call_finished(CallRecord(
-                transport="grpc", method=method, loss=timings.loss_id or "unknown",
-                code="OK" if error is None else error.code.name,
-                duration=time.perf_counter() - start, phases=dict(timings.phases),
-                request_bytes=size, response_bytes=response.ByteSize() if response is not None else 0,
-                request_id=timings.request_id, dtype=timings.dtype, elements=timings.elements,
-                message="" if error is None else error.message))
-        return response, error
+        return await observed_call(
+            self.plane.observer, request, context, method,
+            lambda timings: self._infer(request, context, timings),
+            lambda exc, timings: (exc if isinstance(exc, LossdError)
+                                  else self._internal(exc, timings.request_id)))
 
     @staticmethod
     def _internal(exc: Exception, request_id: str) -> LossdError:
