@@ -40,8 +40,6 @@ def compute(call: Call) -> LossOutput:
     return _elementwise.run(call, _euclidean, ("input", "target"), rows=True)
 
 
-
-
 SPEC = LossSpec(
     id="euclidean",
     summary="Caffe EuclideanLoss: l_n = ||input_n - target_n||^2 / 2 per sample; mean = sum / N.",

@@ -44,8 +44,6 @@ def compute(call: Call) -> LossOutput:
     return _elementwise.run(call, _huber, ("input", "target"), params=(call.params["delta"],))
 
 
-
-
 SPEC = LossSpec(
     id="huber",
     summary="Huber loss: 0.5 d^2 for |d| < delta, else delta (|d| - delta / 2).",

@@ -38,8 +38,6 @@ def compute(call: Call) -> LossOutput:
     return _elementwise.run(call, _l1, ("input", "target"))
 
 
-
-
 SPEC = LossSpec(
     id="l1",
     summary="Mean absolute error: l = |input - target| elementwise.",

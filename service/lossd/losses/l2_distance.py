@@ -65,8 +65,6 @@ def compute(call: Call) -> LossOutput:
     return _elementwise.run(call, _l2_distance, ("input", "target"), rows=True)
 
 
-
-
 SPEC = LossSpec(
     id="l2_distance",
     summary="Euclidean distance per sample: l_n = ||input_n - target_n||_2 (not squared).",

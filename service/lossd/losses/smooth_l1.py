@@ -45,8 +45,6 @@ def compute(call: Call) -> LossOutput:
     return _elementwise.run(call, _smooth_l1, ("input", "target"), params=(call.params["beta"],))
 
 
-
-
 SPEC = LossSpec(
     id="smooth_l1",
     summary="Smooth L1 (Fast R-CNN): quadratic 0.5 d^2 / beta for |d| < beta, else |d| - beta / 2.",
