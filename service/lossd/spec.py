@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -158,17 +159,33 @@ class LossSpec:
     outputs: tuple[OutputSpec, ...] = ()
     default_reduction: str = "mean"
 
-    def input(self, name: str) -> InputSpec | None:
-        return next((i for i in self.inputs if i.name == name), None)
+    # Lookups the validator runs on every request, built once per spec (cached_property
+    # writes the instance __dict__ directly, which a frozen dataclass allows).
 
-    @property
+    @cached_property
+    def inputs_by_name(self) -> dict[str, InputSpec]:
+        return {i.name: i for i in self.inputs}
+
+    def input(self, name: str) -> InputSpec | None:
+        return self.inputs_by_name.get(name)
+
+    @cached_property
     def all_params(self) -> tuple[ParamSpec, ...]:
         """The declared parameters plus ``reduction``."""
         reduction = ParamSpec("reduction", str, self.default_reduction,
                               "how the per-element losses are reduced", choices=REDUCTION_NAMES)
         return (*self.params, reduction)
 
-    @property
+    @cached_property
+    def params_by_name(self) -> dict[str, ParamSpec]:
+        return {p.name: p for p in self.all_params}
+
+    @cached_property
+    def param_defaults(self) -> dict[str, Any]:
+        """Every parameter at its default (copy before changing it)."""
+        return {p.name: p.default for p in self.all_params}
+
+    @cached_property
     def differentiable(self) -> tuple[str, ...]:
         return tuple(i.name for i in self.inputs if i.differentiable)
 

@@ -1,7 +1,7 @@
 """Correctness of the hot-path shortcuts (no timing here; speed is measured in bench/).
 
-* The finiteness check sums in the input's own dtype: a float32 sum of large finite values
-  overflows to Inf and must fall through to the exact check, never reject the request.
+* The finiteness check (kernels/finite.py: exponent bits, not a sum) must accept large
+  finite values whose float32 sum would overflow, and name the index of a bad value.
 * Tensors are filled in place (codec.fill_tensor, convert.fill_array): any layout, byte
   order or rank must still round-trip exactly.
 """

@@ -9,12 +9,12 @@ and read-only; kernels never see unchecked input.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 
 from lossd.core.checks import input_error, param_error, shape_str
+from lossd.kernels.finite import all_finite
 from lossd.kernels.reduction import BY_NAME
 from lossd.losses.registry import resolve
 from lossd.spec import Call, InputSpec, Kind, LossSpec, check_param_value
@@ -23,6 +23,8 @@ from lossd_client.errors import InvalidArgument
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 INT_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 INT64 = np.dtype(np.int64)
+#: input kinds that accept the request's float dtype (a tuple: Enum hashing runs Python code)
+FLOAT_KINDS = (Kind.FLOAT, Kind.INDEX_OR_FLOAT, Kind.SIGN)
 
 
 def prepare(loss: str, inputs: Mapping[str, Any], params: Mapping[str, Any] | None = None,
@@ -40,17 +42,17 @@ def prepare(loss: str, inputs: Mapping[str, Any], params: Mapping[str, Any] | No
     dtype = _float_dtype(spec, arrays)
     prepared = {s.name: _check_input(s, arrays[s.name], dtype) for s in spec.inputs
                 if s.name in arrays}
-    values = _check_params(spec, params or {})
-    call = Call(spec=spec, inputs=prepared, params=values, grads=frozenset(), dtype=dtype,
+    values = _check_params(spec, params)
+    wanted = _check_grads(spec, prepared, grads)
+    call = Call(spec=spec, inputs=prepared, params=values, grads=wanted, dtype=dtype,
                 reduction=BY_NAME[values["reduction"]], request_id=request_id)
-    call.grads = _check_grads(spec, prepared, grads)
     if spec.validate is not None:
         spec.validate(call)
     return call
 
 
 def _check_input_names(spec: LossSpec, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    known = [s.name for s in spec.inputs]
+    known = spec.inputs_by_name
     for name in inputs:
         if name not in known:
             raise input_error(name, f"loss {spec.id} takes no input {name!r}; "
@@ -82,14 +84,15 @@ def _check_input(s: InputSpec, a: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if 0 in a.shape:
         raise input_error(s.name, f"expected a non-empty tensor {s.shape}, got shape {shape_str(a.shape)}")
     kind = s.kind
-    if a.dtype in FLOAT_DTYPES and kind in (Kind.FLOAT, Kind.INDEX_OR_FLOAT, Kind.SIGN):
+    if a.dtype in FLOAT_DTYPES and kind in FLOAT_KINDS:
         if a.dtype != dtype:
             raise input_error(s.name, f"expected dtype {dtype.name} like the other float inputs "
                                       f"(mixed float dtypes are rejected), got {a.dtype.name}")
+        a = _readonly(a)
         _check_finite(s.name, a)
         if kind is Kind.SIGN:
             _check_values(s.name, a, (-1, 1), "exactly -1 or +1")
-        return _readonly(a)
+        return a
     if a.dtype in INT_DTYPES and kind is not Kind.FLOAT:
         if kind is Kind.SIGN:
             _check_values(s.name, a, (-1, 1), "exactly -1 or +1")
@@ -105,16 +108,11 @@ def _check_input(s: InputSpec, a: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def _check_finite(name: str, a: np.ndarray) -> None:
-    # One SIMD pass in the array's own dtype: a NaN or Inf makes the sum non-finite. A sum
-    # in float64 would be 6x slower for float32 (per-element casting); a sum that merely
-    # overflows (large finite values) falls through to the exact check below.
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = float(np.add.reduce(a, axis=None))
-    if math.isfinite(total):
+    # One vectorised pass over the exponent bits (kernels/finite.py, parallel when large);
+    # only a failing input pays for locating its first non-finite value.
+    if all_finite(a):
         return
     bad = ~np.isfinite(a)
-    if not bad.any():  # the sum overflowed; every value is finite
-        return
     where = np.unravel_index(int(np.argmax(bad)), a.shape)
     raise input_error(name, f"expected finite values, got {float(a[where])} at index "
                             f"{tuple(int(i) for i in where)}")
@@ -141,18 +139,19 @@ def _dtype_name(dtype: np.dtype) -> str:
     return "bool" if dtype.kind == "b" else dtype.name
 
 
-def _check_params(spec: LossSpec, params: Mapping[str, Any]) -> dict[str, Any]:
-    declared = {p.name: p for p in spec.all_params}
+def _check_params(spec: LossSpec, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    values = dict(spec.param_defaults)
+    if not params:
+        return values
+    declared = spec.params_by_name
     for name in params:
         if name not in declared:
             raise param_error(name, f"loss {spec.id} takes no parameter {name!r}; it takes "
                                     f"{', '.join(declared)}")
-    values: dict[str, Any] = {}
     for name, p in declared.items():
-        if name not in params or params[name] is None:
-            values[name] = p.default
+        value = params.get(name)
+        if value is None:
             continue
-        value = params[name]
         if isinstance(value, np.generic):
             value = value.item()
         try:
@@ -164,12 +163,13 @@ def _check_params(spec: LossSpec, params: Mapping[str, Any]) -> dict[str, Any]:
 
 def _check_grads(spec: LossSpec, arrays: Mapping[str, np.ndarray],
                  grads: Iterable[str] | None) -> frozenset[str]:
+    declared = spec.differentiable
+
     def differentiable(name: str) -> bool:
-        s = spec.input(name)
-        return s is not None and s.differentiable and arrays[name].dtype.kind == "f"
+        return name in declared and arrays[name].dtype.kind == "f"
 
     if grads is None:
-        return frozenset(n for n in arrays if differentiable(n))
+        return frozenset(n for n in declared if n in arrays and arrays[n].dtype.kind == "f")
     names = list(grads)
     seen: set[str] = set()
     for name in names:

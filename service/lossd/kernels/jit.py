@@ -43,6 +43,7 @@ PARALLEL_THRESHOLD = int(os.environ.get("LOSSD_PARALLEL_THRESHOLD", 1 << 16))
 FLOAT_TYPES = (types.float32, types.float64)
 f64 = types.float64
 i64 = types.int64
+i32 = types.int32
 boolean = types.boolean
 void = types.void
 
@@ -90,9 +91,12 @@ class Dual:
 
     def call(self, size: int, *args: Any) -> Any:
         """Run the build that suits an input of ``size`` elements."""
-        if size >= PARALLEL_THRESHOLD:
-            return self.parallel(*args)
-        return self.serial(*args)
+        return self.pick(size)(*args)
+
+    def pick(self, size: int) -> Any:
+        """The build that suits an input of ``size`` elements (``pick(size)(*args)`` saves
+        the argument re-packing of :meth:`call` on the per-call path)."""
+        return self.parallel if size >= PARALLEL_THRESHOLD else self.serial
 
 
 def dual(signatures: Sequence[Any]) -> Callable[[Callable], Dual]:

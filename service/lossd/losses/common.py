@@ -24,12 +24,17 @@ def buffer(call: Call, shape: tuple[int, ...] | int, wanted: bool = True) -> np.
     Placeholders have no elements, so one shared array per (dtype, rank) serves every call.
     """
     if not wanted:
-        key = (call.dtype, 1 if isinstance(shape, int) else len(shape))
-        placeholder = _PLACEHOLDERS.get(key)
-        if placeholder is None:
-            placeholder = _PLACEHOLDERS.setdefault(key, np.empty((0,) * key[1], key[0]))
-        return placeholder
+        return placeholder(call.dtype, 1 if isinstance(shape, int) else len(shape))
     return np.empty(shape, call.dtype)
+
+
+def placeholder(dtype: np.dtype, ndim: int) -> np.ndarray:
+    """The shared empty array of ``dtype`` and rank ``ndim`` (an unused kernel argument)."""
+    key = (dtype, ndim)
+    empty = _PLACEHOLDERS.get(key)
+    if empty is None:
+        empty = _PLACEHOLDERS.setdefault(key, np.empty((0,) * ndim, dtype))
+    return empty
 
 
 def grad_buffer(call: Call, name: str) -> np.ndarray:
@@ -47,7 +52,7 @@ def finish(call: Call, total: float, divisor_scale: float, unreduced: np.ndarray
     """The loss tensor: ``unreduced`` reshaped for none, else the 0-d ``total * scale``
     computed in float64 and rounded once to the request dtype."""
     if call.reduction is Reduction.NONE:
-        return unreduced.reshape(shape)
+        return unreduced if unreduced.shape == shape else unreduced.reshape(shape)
     value = float(total) * divisor_scale
     if call.dtype == FLOAT32 and abs(value) >= FLOAT32_OVERFLOW:
         value = math.copysign(math.inf, value)  # the documented +-Inf, without a cast warning

@@ -92,8 +92,10 @@ def __getattr__(name: str) -> Any:
 
 def resolve(name: str) -> LossSpec:
     """The spec of a loss id or alias; NotFound (with close matches) otherwise."""
-    load()
-    by_name = _LOADED["BY_NAME"]
+    by_name = _LOADED.get("BY_NAME")
+    if by_name is None:  # the lock in load() only until the registry is loaded
+        load()
+        by_name = _LOADED["BY_NAME"]
     spec = by_name.get(name)
     if spec is None:
         close = difflib.get_close_matches(str(name), list(by_name), n=3, cutoff=0.5)

@@ -1,0 +1,147 @@
+"""A/B of the per-call path: an old checkout vs this tree vs the NumPy contender.
+
+    git worktree add /tmp/old HEAD~3
+    .venv/bin/python -m bench.ab_overhead --old /tmp/old [--new /tmp/new] --losses mse,l1,l2_loss \\
+        --sizes 1000,100000,10000000 --threads 1,2 --rounds 5
+
+Each contender runs in its own process per thread count (``old`` imports lossd from
+``--old``/service, ``new`` from this tree, ``numpy`` runs bench/contenders.py); the parent
+asks one measurement at a time, rotating the contender order every round, and prints the
+median per-call time of ``run`` (kernel on a validated call), ``evaluate`` (validation
+included) and NumPy, float32, all gradients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+PREFIX = "@@"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _per_call(fn, budget: float) -> list[float]:
+    """Seconds per call: batches of m calls (a batch >= 1 ms), for ``budget`` seconds."""
+    fn()
+    t = time.perf_counter()
+    fn()
+    m = max(1, int(1e-3 / max(time.perf_counter() - t, 1e-7)))
+    out: list[float] = []
+    end = time.perf_counter() + budget
+    while len(out) < 3 or time.perf_counter() < end:
+        t = time.perf_counter()
+        for _ in range(m):
+            fn()
+        out.append((time.perf_counter() - t) / m)
+    return out
+
+
+def _callable(contender: str, mode: str, loss: str, n: int):
+    from bench import cases
+
+    inputs, params = cases.build(loss, {"n": n})
+    if contender == "numpy":
+        from bench.contenders import numpy_loss
+
+        f, wanted = numpy_loss(loss), frozenset(("input", "target"))
+        return lambda: f(inputs, params, wanted)
+    from lossd.core.evaluate import evaluate, run
+    from lossd.core.validation import prepare
+
+    if mode == "evaluate":
+        return lambda: evaluate(loss, inputs, params)
+    call = prepare(loss, inputs, params)
+    return lambda: run(call)
+
+
+def worker(contender: str, threads: int) -> None:
+    if contender != "numpy":
+        import numba
+
+        numba.set_num_threads(threads)
+        from lossd.losses import registry
+
+        registry.load()
+    sys.stdout.write(PREFIX + "{}\n")
+    sys.stdout.flush()
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        fn = _callable(contender, cmd["mode"], cmd["loss"], cmd["n"])
+        sys.stdout.write(PREFIX + json.dumps(_per_call(fn, cmd["budget"])) + "\n")
+        sys.stdout.flush()
+
+
+class Remote:
+    def __init__(self, contender: str, threads: int, trees: dict[str, str]) -> None:
+        env = dict(os.environ)
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+            env[var] = str(threads)
+        if contender in trees:
+            tree = trees[contender]
+            env["PYTHONPATH"] = os.pathsep.join([f"{tree}/service", f"{tree}/client", ROOT])
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.ab_overhead", "--worker", contender,
+                                      "--threads", str(threads)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        self.read()
+
+    def read(self):
+        for line in self.proc.stdout:
+            if line.startswith(PREFIX):
+                return json.loads(line[len(PREFIX):])
+        raise RuntimeError("worker exited")
+
+    def ask(self, **cmd):
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        return self.read()
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(30)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--worker")
+    ap.add_argument("--old", default="/tmp/old_C", help="checkout of the old commit")
+    ap.add_argument("--new", default=ROOT, help="checkout of the new state (default: this tree)")
+    ap.add_argument("--losses", default="mse,l1,l2_loss")
+    ap.add_argument("--sizes", default="1000,100000,10000000")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--budget", type=float, default=0.3)
+    args = ap.parse_args(argv)
+    if args.worker:
+        worker(args.worker, int(args.threads))
+        return 0
+    print("| threads | loss | n | old run | new run | old evaluate | new evaluate | NumPy | "
+          "new/old run | new/old evaluate | new run/NumPy |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for threads in (int(t) for t in args.threads.split(",")):
+        remotes = {c: Remote(c, threads, {"old": args.old, "new": args.new}) for c in ("old", "new", "numpy")}
+        jobs = [("old", "run"), ("new", "run"), ("old", "evaluate"), ("new", "evaluate"), ("numpy", "-")]
+        for loss in args.losses.split(","):
+            for n in (int(v) for v in args.sizes.split(",")):
+                samples: dict[tuple[str, str], list[float]] = {j: [] for j in jobs}
+                for r in range(args.rounds):
+                    for c, mode in jobs[r % len(jobs):] + jobs[:r % len(jobs)]:
+                        samples[(c, mode)] += remotes[c].ask(mode=mode, loss=loss, n=n, budget=args.budget)
+                med = {j: statistics.median(v) * 1e6 for j, v in samples.items()}
+                o_r, n_r, o_e, n_e, num = (med[j] for j in jobs)
+                print(f"| {threads} | {loss} | {n:.0e} | {o_r:.1f} | {n_r:.1f} | {o_e:.1f} | {n_e:.1f} | "
+                      f"{num:.1f} | {n_r / o_r:.2f} | {n_e / o_e:.2f} | {n_r / num:.2f} |", flush=True)
+        for r in remotes.values():
+            r.close()
+    return 0
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    raise SystemExit(main())
