@@ -11,6 +11,11 @@ Families and their sizes (elements of the primary input):
 * ``face`` features (N, D) + weight (C, D): small 16x32/64, medium 128x128/1000,
   large 1024x512/10000.
 * ``attr`` (N, A) attribute scores (moon): small 25x40, medium 2500x40, large 250000x40.
+* ``center`` features (N, D) + centers (C, D): small 8x128/10, medium 200x500/100,
+  large 20000x500/1000.
+* ``pairwise`` embeddings whose cost is an N x N matrix (triplet_batch_hard, npair,
+  info_nce): small 8x128, medium 200x500, large 4096x512.
+* ``image`` NCHW images (tv): small 1x3x18x18, medium 2x3x128x128, large 32x3x320x320.
 """
 
 from __future__ import annotations
@@ -35,6 +40,12 @@ SIZES: dict[str, list[tuple[str, dict[str, int]]]] = {
              ("large", {"n": 1024, "d": 512, "c": 10000})],
     "attr": [("small", {"n": 25, "a": 40}), ("medium", {"n": 2500, "a": 40}),
              ("large", {"n": 250_000, "a": 40})],
+    "center": [("small", {"n": 8, "d": 128, "c": 10}), ("medium", {"n": 200, "d": 500, "c": 100}),
+               ("large", {"n": 20_000, "d": 500, "c": 1000})],
+    "pairwise": [("small", {"n": 8, "d": 128}), ("medium", {"n": 200, "d": 500}),
+                 ("large", {"n": 4096, "d": 512})],
+    "image": [("small", {"n": 1, "c": 3, "h": 18, "w": 18}), ("medium", {"n": 2, "c": 3, "h": 128, "w": 128}),
+              ("large", {"n": 32, "c": 3, "h": 320, "w": 320})],
 }
 
 
@@ -159,6 +170,39 @@ def _face(rng, dtype, n, d, c):
             "labels": rng.integers(0, c, n).astype(np.int64)}, {}
 
 
+def _center(rng, dtype, n, d, c):
+    return {"features": _f(rng, (n, d), dtype, -1, 1), "labels": rng.integers(0, c, n).astype(np.int64),
+            "centers": _f(rng, (c, d), dtype, -1, 1)}, {}
+
+
+def _fdiv(rng, dtype, n, c):
+    p = _f(rng, (n, c), np.float64, 0.1, 1.0)
+    return {"input": _f(rng, (n, c), dtype, -4, 4), "target": (p / p.sum(1, keepdims=True)).astype(dtype)}, {}
+
+
+def _embeddings(rng, dtype, n, d):
+    """Rows of norm about 1 (dot products of order 1, as after a normalising layer)."""
+    return _f(rng, (n, d), dtype, -np.sqrt(3.0 / d), np.sqrt(3.0 / d))
+
+
+def _batch_hard(rng, dtype, n, d):
+    return {"embeddings": _f(rng, (n, d), dtype),
+            "labels": rng.integers(0, max(2, n // 8), n).astype(np.int64)}, {}
+
+
+def _npair(rng, dtype, n, d):
+    return {"anchors": _embeddings(rng, dtype, n, d), "positives": _embeddings(rng, dtype, n, d),
+            "labels": rng.integers(0, max(2, n // 2), n).astype(np.int64)}, {}
+
+
+def _info_nce(rng, dtype, n, d):
+    return {"query": _f(rng, (n, d), dtype), "positive_key": _f(rng, (n, d), dtype)}, {}
+
+
+def _image(rng, dtype, n, c, h, w):
+    return {"input": _f(rng, (n, c, h, w), dtype, 0.0, 1.0)}, {}
+
+
 def _moon(rng, dtype, n, a):
     labels = np.where(rng.random((n, a)) < 0.3, 1, -1).astype(np.int64)
     return {"scores": _f(rng, (n, a), dtype), "labels": labels}, {}
@@ -193,6 +237,14 @@ CASES: dict[str, Case] = {c.loss: c for c in (
     Case("cosface", "face", _face),
     Case("combined_margin", "face", _face),
     Case("moon", "attr", _moon),
+    Case("l_softmax", "face", _face),
+    Case("sphereface", "face", _face),
+    Case("center", "center", _center, note="without the optional logits (center term only)"),
+    Case("f_divergence", "ce", _fdiv, note="divergence kl on logits (the default)"),
+    Case("triplet_batch_hard", "pairwise", _batch_hard),
+    Case("npair", "pairwise", _npair),
+    Case("info_nce", "pairwise", _info_nce, note="in-batch negatives (no negative_keys)"),
+    Case("tv", "image", _image, note="variant l1 (the default)"),
 )}
 
 

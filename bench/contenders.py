@@ -59,6 +59,56 @@ def torch_loss(loss: str) -> Callable[[dict[str, Any], dict[str, Any]], Any]:
     def moon(t, p):
         return (t["_w"] * (t["scores"] - t["labels"].to(t["scores"].dtype)) ** 2).sum(1).mean()
 
+    def large_margin(normalise_weight: bool, m: int = 4):
+        """L-Softmax / A-Softmax with lambda = 0: target logit |x||w_y| psi(cos), psi by Chebyshev."""
+        def f(t, p):
+            x, w, y = t["features"], t["weight"], t["labels"]
+            if normalise_weight:
+                w = F.normalize(w, dim=1)
+            d = x @ w.T
+            xn = torch.linalg.vector_norm(x, dim=1)
+            wn = torch.linalg.vector_norm(w[y], dim=1)
+            c = d.gather(1, y[:, None])[:, 0] / (xn * wn)
+            with torch.no_grad():
+                k = torch.clamp(torch.floor(m * torch.acos(c.clamp(-1, 1)) / np.pi), max=m - 1)
+            t_prev, t_cur = torch.ones_like(c), c
+            for _ in range(m - 1):
+                t_prev, t_cur = t_cur, 2 * c * t_cur - t_prev
+            psi = (1 - 2 * torch.remainder(k, 2)) * t_cur - 2 * k
+            return F.cross_entropy(d.scatter(1, y[:, None], (xn * wn * psi)[:, None]), y)
+        return f
+
+    def center(t, p):
+        diff = t["features"] - t["centers"][t["labels"]]
+        return 0.5 * (diff * diff).sum(1).mean()
+
+    def batch_hard(t, p, margin=0.3):
+        x, y = t["embeddings"], t["labels"]
+        dist = torch.cdist(x, x)
+        same = y[:, None] == y[None, :]
+        eye = torch.eye(len(y), dtype=torch.bool)
+        hardest_pos = torch.where(same & ~eye, dist, -torch.inf).max(1).values
+        hardest_neg = torch.where(same, torch.inf, dist).min(1).values
+        valid = torch.isfinite(hardest_pos) & torch.isfinite(hardest_neg)
+        z = torch.clamp(margin + hardest_pos[valid] - hardest_neg[valid], min=0)
+        return z.sum() / valid.sum()
+
+    def npair(t, p, reg=0.002):
+        a, q, y = t["anchors"], t["positives"], t["labels"]
+        same = (y[:, None] == y[None, :]).to(a.dtype)
+        target = same / same.sum(1, keepdim=True)
+        xent = -(target * F.log_softmax(a @ q.T, dim=1)).sum(1)
+        return (xent + 0.25 * reg * ((a * a).sum(1) + (q * q).sum(1))).mean()
+
+    def info_nce(t, p, tau=0.1):
+        q, k = F.normalize(t["query"], dim=1), F.normalize(t["positive_key"], dim=1)
+        return F.cross_entropy(q @ k.T / tau, torch.arange(len(q)))
+
+    def tv(t, p):
+        x = t["input"]
+        return ((x[:, :, 1:] - x[:, :, :-1]).abs().sum((1, 2, 3))
+                + (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().sum((1, 2, 3))).mean()
+
     table: dict[str, Callable] = {
         "mse": lambda t, p: F.mse_loss(t["input"], t["target"]),
         "l1": lambda t, p: F.l1_loss(t["input"], t["target"]),
@@ -89,6 +139,15 @@ def torch_loss(loss: str) -> Callable[[dict[str, Any], dict[str, Any]], Any]:
         "cosface": margin("cosface"),
         "combined_margin": margin("combined"),
         "moon": moon,
+        "l_softmax": large_margin(False),
+        "sphereface": large_margin(True),
+        "center": center,
+        "f_divergence": lambda t, p: F.kl_div(F.log_softmax(t["input"], 1), t["target"],
+                                              reduction="none").sum(1).mean(),
+        "triplet_batch_hard": batch_hard,
+        "npair": npair,
+        "info_nce": info_nce,
+        "tv": tv,
     }
     return table[loss]
 
@@ -107,6 +166,82 @@ def moon_weights(labels: np.ndarray) -> np.ndarray:
 
 def _sigmoid(x):
     return 0.5 * (np.tanh(0.5 * x) + 1)
+
+
+def scatter_rows(index: np.ndarray, rows: np.ndarray, n_out: int) -> np.ndarray:
+    """out[j] = sum of rows[i] over i with index[i] == j (sort + reduceat, no Python loop)."""
+    order = np.argsort(index, kind="stable")
+    idx = index[order]
+    starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
+    out = np.zeros((n_out,) + rows.shape[1:], rows.dtype)
+    out[idx[starts]] = np.add.reduceat(rows[order], starts, axis=0)
+    return out
+
+
+def _softmax_rows(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(softmax along axis 1, log-sum-exp per row)."""
+    m = z.max(1, keepdims=True)
+    e = np.exp(z - m)
+    s = e.sum(1, keepdims=True)
+    return e / s, (np.log(s) + m)[:, 0]
+
+
+def _unnormalise(g_hat: np.ndarray, x_hat: np.ndarray, norm: np.ndarray) -> np.ndarray:
+    """Gradient through x_hat = x / ||x||: (g - x_hat (x_hat . g)) / ||x||."""
+    return (g_hat - x_hat * (g_hat * x_hat).sum(1, keepdims=True)) / norm
+
+
+def _chebyshev(c: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """(T_m(c), U_{m-1}(c)) by the three-term recurrences."""
+    t_prev, t_cur = np.ones_like(c), c
+    u_prev, u_cur = np.zeros_like(c), np.ones_like(c)
+    for _ in range(m - 1):
+        t_prev, t_cur = t_cur, 2 * c * t_cur - t_prev
+        u_prev, u_cur = u_cur, 2 * c * u_cur - u_prev
+    return t_cur, u_cur
+
+
+def large_margin_numpy(normalise_weight: bool, m: int = 4) -> Callable:
+    """L-Softmax / A-Softmax (lambda = 0) with the spec's true gradients (metric.md 3a, 3b).
+
+    G = |x||w_y| psi(c), psi = (-1)^k T_m(c) - 2k, psi' = (-1)^k m U_{m-1}(c);
+    dG/dx = psi' w_y + |w_y|/|x| (psi - c psi') x,  dG/dw_y = psi' x + |x|/|w_y| (psi - c psi') w_y.
+    """
+    def f(a, p, g):
+        x, w_raw, y = a["features"], a["weight"], a["labels"]
+        n = x.shape[0]
+        rows = np.arange(n)
+        w_norm = np.sqrt((w_raw * w_raw).sum(1, keepdims=True))
+        w = w_raw / w_norm if normalise_weight else w_raw
+        wn_all = np.ones_like(w_norm) if normalise_weight else w_norm
+        d = x @ w.T
+        xn = np.sqrt((x * x).sum(1))
+        wn = wn_all[y, 0]
+        wy = w[y]
+        c = d[rows, y] / (xn * wn)
+        k = np.minimum(np.floor(m * np.arccos(np.clip(c, -1, 1)) / np.pi), m - 1)
+        sign = 1 - 2 * np.remainder(k, 2)
+        t_m, u_m1 = _chebyshev(c, m)
+        psi, dpsi = sign * t_m - 2 * k, sign * m * u_m1
+        d[rows, y] = xn * wn * psi
+        prob, lse = _softmax_rows(d)
+        loss = (lse - d[rows, y]).mean()
+        gz = prob
+        gz[rows, y] -= 1
+        gz *= np.float32(1.0 / n)
+        gy = gz[rows, y][:, None]
+        gz[rows, y] = 0
+        bend = (psi - c * dpsi)[:, None]
+        out = {}
+        if "features" in g:
+            dg_dx = dpsi[:, None] * wy + (wn / xn)[:, None] * bend * x
+            out["features"] = gz @ w + gy * dg_dx
+        if "weight" in g:
+            dg_dw = dpsi[:, None] * x + (xn / wn)[:, None] * bend * wy
+            dw = gz.T @ x + scatter_rows(y, gy * dg_dw, w.shape[0])
+            out["weight"] = _unnormalise(dw, w, w_norm) if normalise_weight else dw
+        return loss, out
+    return f
 
 
 def numpy_loss(loss: str) -> Callable[[dict[str, np.ndarray], dict[str, Any], frozenset], tuple]:
@@ -160,7 +295,8 @@ def numpy_loss(loss: str) -> Callable[[dict[str, np.ndarray], dict[str, Any], fr
         x, y = a["input"], a["target"]
         pos = y > 0
         h = np.maximum(0, 1 - x)
-        return np.where(pos, x, h), {"input": np.where(pos, 1.0, -(h > 0)).astype(x.dtype)}
+        active = (1 - x >= 0).astype(x.dtype)
+        return np.where(pos, x, h), {"input": np.where(pos, 1.0, -active).astype(x.dtype)}
 
     def soft_margin(a):
         x, y = a["input"], a["target"]
@@ -340,7 +476,90 @@ def numpy_loss(loss: str) -> Callable[[dict[str, np.ndarray], dict[str, Any], fr
             return loss, out
         return f
 
+    def center(a, p, g):
+        x, y, c = a["features"], a["labels"], a["centers"]
+        diff = x - c[y]
+        r = np.float32(1.0 / x.shape[0])
+        loss = 0.5 * (diff * diff).sum(1).mean()
+        out = {"features": r * diff} if "features" in g else {}
+        if "centers" in g:
+            out["centers"] = scatter_rows(y, -r * diff, c.shape[0])
+        return loss, out
+
+    def f_divergence(a, p, g):
+        z, t = a["input"], a["target"]
+        q, lse = _softmax_rows(z)
+        logq = z - lse[:, None]
+        logt = np.log(np.where(t > 0, t, 1))
+        loss = (t * (logt - logq)).sum(1).mean()
+        return loss, {"input": (q * t.sum(1, keepdims=True) - t) * np.float32(1.0 / z.shape[0])}
+
+    def batch_hard(a, p, g, margin=0.3):
+        x, y = a["embeddings"], a["labels"]
+        n = x.shape[0]
+        rows = np.arange(n)
+        sq = (x * x).sum(1)
+        dist = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * (x @ x.T), 0))
+        same = y[:, None] == y[None, :]
+        same_off = same.copy()
+        same_off[rows, rows] = False
+        pos = np.where(same_off, dist, -np.inf).argmax(1)
+        neg = np.where(same, np.inf, dist).argmin(1)
+        valid = same_off.any(1) & ~same.all(1)
+        u_p, u_n = x - x[pos], x - x[neg]
+        d_p, d_n = np.sqrt((u_p * u_p).sum(1)), np.sqrt((u_n * u_n).sum(1))
+        z = margin + d_p - d_n
+        count = max(int(valid.sum()), 1)
+        loss = np.where(valid, np.maximum(z, 0), 0).sum() / count
+        coef = (valid & (z >= 0)).astype(x.dtype) / np.float32(count)
+        gp = (coef / np.where(d_p > 0, d_p, 1))[:, None] * u_p
+        gn = (coef / np.where(d_n > 0, d_n, 1))[:, None] * u_n
+        grad = gp - gn - scatter_rows(pos, gp, n) + scatter_rows(neg, gn, n)
+        return loss, {"embeddings": grad}
+
+    def npair(a, p, g, reg=0.002):
+        an, po, y = a["anchors"], a["positives"], a["labels"]
+        same = (y[:, None] == y[None, :]).astype(an.dtype)
+        target = same / same.sum(1, keepdims=True)
+        s = an @ po.T
+        prob, lse = _softmax_rows(s)
+        xent = lse - (target * s).sum(1)
+        loss = (xent + 0.25 * reg * ((an * an).sum(1) + (po * po).sum(1))).mean()
+        r = np.float32(1.0 / an.shape[0])
+        gs = (prob - target) * r
+        decay = np.float32(0.5 * reg) * r
+        return loss, {"anchors": gs @ po + decay * an, "positives": gs.T @ an + decay * po}
+
+    def info_nce(a, p, g, tau=0.1):
+        q, k = a["query"], a["positive_key"]
+        n = q.shape[0]
+        rows = np.arange(n)
+        qn, kn = np.sqrt((q * q).sum(1, keepdims=True)), np.sqrt((k * k).sum(1, keepdims=True))
+        qh, kh = q / qn, k / kn
+        logits = (qh @ kh.T) * np.float32(1 / tau)
+        prob, lse = _softmax_rows(logits)
+        loss = (lse - logits[rows, rows]).mean()
+        prob[rows, rows] -= 1
+        gl = prob * np.float32(1.0 / (n * tau))
+        return loss, {"query": _unnormalise(gl @ kh, qh, qn), "positive_key": _unnormalise(gl.T @ qh, kh, kn)}
+
+    def tv(a, p, g):
+        x = a["input"]
+        dv, dh = x[:, :, 1:] - x[:, :, :-1], x[:, :, :, 1:] - x[:, :, :, :-1]
+        loss = (np.abs(dv).sum((1, 2, 3)) + np.abs(dh).sum((1, 2, 3))).mean()
+        r = np.float32(1.0 / x.shape[0])
+        sv, sh = np.sign(dv) * r, np.sign(dh) * r
+        grad = np.zeros_like(x)
+        grad[:, :, 1:] += sv
+        grad[:, :, :-1] -= sv
+        grad[:, :, :, 1:] += sh
+        grad[:, :, :, :-1] -= sh
+        return loss, {"input": grad}
+
     table: dict[str, Callable] = {
+        "l_softmax": large_margin_numpy(False), "sphereface": large_margin_numpy(True),
+        "center": center, "f_divergence": f_divergence, "triplet_batch_hard": batch_hard, "npair": npair,
+        "info_nce": info_nce, "tv": tv,
         "mse": ew(mse), "l1": ew(l1), "l2_loss": l2_loss,
         "smooth_l1": ew(smooth), "huber": ew(lambda a: smooth(a, huber=True)),
         "poisson_nll": ew(poisson), "gaussian_nll": ew(gauss), "hinge_embedding": ew(hinge),

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from bench import cases
+from bench import agree, cases
 
 PREFIX = "@@"
 
@@ -31,11 +31,16 @@ PREFIX = "@@"
 # ----------------------------------------------------------------------------- worker side
 
 
-def _timed(fn, budget: float, min_samples: int, max_samples: int = 200) -> list[float]:
-    """Per-call seconds: batches of m calls (m makes a batch >= 0.2 ms), within ``budget``."""
-    start = time.perf_counter()
-    fn()
-    first = time.perf_counter() - start
+def _timed(fn, budget: float, min_samples: int, first: float | None, max_samples: int = 200) -> list[float]:
+    """Per-call seconds: batches of m calls (m makes a batch >= 0.2 ms), within ``budget``.
+
+    ``first``: the duration of an earlier untimed call of ``fn`` (the agreement check); None
+    makes one untimed warm-up call here.
+    """
+    if first is None:
+        start = time.perf_counter()
+        fn()
+        first = time.perf_counter() - start
     m = max(1, int(2e-4 / max(first, 1e-7)))
     samples: list[float] = []
     begin = time.perf_counter()
@@ -48,12 +53,19 @@ def _timed(fn, budget: float, min_samples: int, max_samples: int = 200) -> list[
 
 
 class Worker:
-    """One contender in one process: builds inputs (cached) and times calls."""
+    """One contender in one process: builds each case's inputs once and times calls.
+
+    Per case it keeps, for each mode, ``(fn, result, first)``: ``fn()`` the timed call,
+    ``result()`` one call returning (loss, {name: gradient}) for the agreement check, and
+    ``first`` the duration of the first call (None before any).
+    """
 
     def __init__(self, contender: str, threads: int) -> None:
         self.contender = contender
         self.threads = threads
-        self.cache: dict[str, Any] = {}
+        self.case: str | None = None
+        self.inputs: tuple[dict[str, np.ndarray], dict[str, Any]] | None = None
+        self.entries: dict[str, list[Any]] = {}
         if contender == "torch":
             import torch
 
@@ -68,25 +80,38 @@ class Worker:
             numba.set_num_threads(threads)
             from lossd import warmup  # noqa: F401 - imports every kernel (eager signatures)
 
-    def _fn(self, loss: str, dims: dict[str, int], grads: list[str], mode: str):
-        key = json.dumps([loss, dims, grads, mode])
-        if key in self.cache:
-            return self.cache[key]
-        self.cache.clear()  # one case at a time: large inputs are hundreds of MB
-        inputs, params = cases.build(loss, dims)
+    def _entry(self, loss: str, dims: dict[str, int], grads: list[str], mode: str) -> list[Any]:
+        case = json.dumps([loss, dims, grads])
+        if case != self.case:
+            self.entries.clear()  # one case at a time: large inputs are hundreds of MB
+            self.inputs = None
+            self.inputs = cases.build(loss, dims)
+            self.case = case
+        if mode not in self.entries:
+            assert self.inputs is not None
+            self.entries[mode] = [*self._make(loss, *self.inputs, grads, mode), None]
+        return self.entries[mode]
+
+    def _make(self, loss: str, inputs: dict[str, np.ndarray], params: dict[str, Any], grads: list[str],
+              mode: str):
         if self.contender == "lossd":
             from lossd.core.evaluate import evaluate, run
             from lossd.core.validation import prepare
 
             if mode == "full":
                 def fn():
-                    evaluate(loss, inputs, params, grads=grads)
+                    return evaluate(loss, inputs, params, grads=grads)
             else:
                 call = prepare(loss, inputs, params, grads)
 
                 def fn():
-                    run(call)
-        elif self.contender == "torch":
+                    return run(call)
+
+            def result():
+                r = fn()
+                return r.loss, r.grads
+            return fn, result
+        if self.contender == "torch":
             import torch
 
             from bench.contenders import moon_weights, torch_loss
@@ -95,28 +120,43 @@ class Worker:
             tensors = {k: torch.from_numpy(v) for k, v in inputs.items()}
             if loss == "moon":
                 tensors["_w"] = torch.from_numpy(moon_weights(inputs["labels"]).astype(np.float32))
-            leaves = [tensors[g].requires_grad_() for g in grads]
+            leaves = {g: tensors[g].requires_grad_() for g in grads}
 
             def fn():
-                for leaf in leaves:
+                for leaf in leaves.values():
                     leaf.grad = None
-                f(tensors, params).backward()
-        else:
-            from bench.contenders import numpy_loss
+                value = f(tensors, params)
+                value.backward()
+                return value
 
-            f = numpy_loss(loss)
-            wanted = frozenset(grads)
+            def result():
+                value = fn()
+                return float(value.detach()), {g: leaf.grad.numpy() for g, leaf in leaves.items()}
+            return fn, result
+        from bench.contenders import numpy_loss
 
-            def fn():
-                f(inputs, params, wanted)
-        self.cache[key] = fn
-        return fn
+        f = numpy_loss(loss)
+        wanted = frozenset(grads)
+
+        def fn():
+            return f(inputs, params, wanted)
+        return fn, fn
 
     def handle(self, cmd: dict[str, Any]) -> dict[str, Any]:
         op = cmd["op"]
-        if op == "run":
-            fn = self._fn(cmd["loss"], cmd["dims"], cmd["grads"], cmd.get("mode", "kernel"))
-            return {"samples": _timed(fn, cmd["budget"], cmd["min_samples"])}
+        if op in ("run", "check"):
+            entry = self._entry(cmd["loss"], cmd["dims"], cmd["grads"], cmd.get("mode", "kernel"))
+            fn, result, first = entry
+            if op == "check":
+                t = time.perf_counter()
+                value, grads = result()
+                entry[2] = time.perf_counter() - t
+                return {**agree.fingerprint(value, grads), "seconds": entry[2]}
+            if first is None and cmd.get("cold_ok"):
+                first = 1.0  # a heavy case: no warm-up call, one call per sample
+            samples = _timed(fn, cmd["budget"], cmd["min_samples"], first)
+            entry[2] = first if first is not None else samples[0]
+            return {"samples": samples}
         if op == "triad":
             return {"bw": triad(cmd["n"], cmd["repeats"])}
         raise ValueError(f"unknown op {op}")
@@ -222,77 +262,166 @@ def grads_of(loss: str, dims: dict[str, int]) -> list[str]:
             if i.differentiable and i.name in inputs and inputs[i.name].dtype.kind == "f"]
 
 
+def check_case(workers: dict[str, Remote], names: list[tuple[str, str]],
+               cmd: dict[str, Any]) -> tuple[dict[str, str], float]:
+    """Run every contender once on the case and compare it with lossd's kernel (the reference).
+
+    Returns ({name: why it is not timed}, seconds of lossd's call): a failure, or a mismatch
+    beyond ``agree.RTOL``.
+    """
+    errors: dict[str, str] = {}
+    ref = workers["lossd"].ask({**cmd, "op": "check", "mode": "kernel"}) if "lossd" in workers else \
+        {"error": "no lossd worker"}
+    for c, mode in names:
+        name = c if mode == "kernel" else "lossd_full"
+        if "error" in ref:
+            errors[name] = ref["error"] if name == "lossd" else "not checked: lossd failed"
+            continue
+        if name == "lossd":
+            continue
+        reply = workers[c].ask({**cmd, "op": "check", "mode": mode})
+        if "error" in reply:
+            errors[name] = reply["error"]
+            continue
+        diff = agree.compare(ref, reply)
+        if diff:
+            errors[name] = f"mismatch vs lossd (rtol {agree.RTOL:g}), not timed: {diff}"
+    return errors, ref.get("seconds", 0.0)
+
+
+#: quick mode: a large case whose lossd call (in its check) takes longer has no +validate figure
+HEAVY_SECONDS = 0.3
+
+
+def timing_plan(quick: bool, size: str) -> tuple[float, int]:
+    """(budget seconds per request, minimum samples per request) of one case size."""
+    large = size == "large"
+    budget = (0.12 if large else 0.04) * (0.5 if quick else 1.0)
+    return budget, (1 if large else 5)
+
+
+def case_order(workers: dict[str, Remote], full: bool) -> list[tuple[str, str]]:
+    """(worker, mode) pairs of one case: the other contenders, lossd's kernel, lossd's evaluate."""
+    lossd = [("lossd", "kernel")] + ([("lossd", "full")] if full else [])
+    return [(c, "kernel") for c in workers if c != "lossd"] + [m for m in lossd if "lossd" in workers]
+
+
+class KernelRun:
+    """The measurements of one ``run``: cases x thread counts, rows and notes in ``result``.
+
+    Quick mode at the large size: each case is checked (which also warms every worker up) at
+    the first thread count only; at the others the workers have just run the same loss at
+    the medium size, and each sample is one call. A large case whose lossd call takes more
+    than HEAVY_SECONDS has no ``+validate`` figure in quick mode (validation is a negligible
+    part of it).
+    """
+
+    def __init__(self, quick: bool, threads: list[int], log) -> None:
+        self.quick, self.threads, self.log = quick, threads, log
+        self.rounds = 2 if quick else 3
+        self.checked: dict[tuple[str, str], dict[str, Any]] = {}  # (loss, label) -> errors, heavy
+        self.result: dict[str, Any] = {"rows": [], "triad": {}, "skipped": {}, "notes": {},
+                                       "rounds": self.rounds, "quick": quick, "case_seconds": {},
+                                       "heavy": []}
+
+    def _check(self, workers: dict[str, Remote], loss: str, size: str, label: str, t: int,
+               cmd: dict[str, Any]) -> tuple[dict[str, str], bool]:
+        """(errors, heavy) of the case, checking it unless quick mode already did at large size."""
+        seen = self.checked.get((loss, label))
+        if seen and self.quick and size == "large":
+            cmd["cold_ok"] = True
+            return dict(seen["errors"]), seen["heavy"]
+        errors, seconds = check_case(workers, case_order(workers, t == max(self.threads)), cmd)
+        heavy = seen["heavy"] if seen else self.quick and size == "large" and seconds > HEAVY_SECONDS
+        if not seen:
+            self.checked[(loss, label)] = {"errors": dict(errors), "heavy": heavy}
+            if heavy:
+                self.result["heavy"].append(f"{loss} {label}")
+        return errors, heavy
+
+    def case(self, workers: dict[str, Remote], case: cases.Case, size: str, label: str,
+             dims: dict[str, int], t: int) -> None:
+        """Check, then time every contender of one case in ``rounds`` rotating rounds."""
+        started = time.perf_counter()
+        loss = case.loss
+        grads = grads_of(loss, dims)
+        budget, min_samples = timing_plan(self.quick, size)
+        cmd = {"loss": loss, "dims": dims, "grads": grads}
+        errors, heavy = self._check(workers, loss, size, label, t, cmd)
+        order = case_order(workers, t == max(self.threads) and not heavy)
+        samples: dict[str, list[float]] = {}
+        for r in range(self.rounds):
+            k = r % len(order)
+            for c, mode in order[k:] + order[:k]:
+                name = c if mode == "kernel" else "lossd_full"
+                if name in errors:
+                    continue
+                reply = workers[c].ask({**cmd, "op": "run", "budget": budget, "min_samples": min_samples,
+                                        "mode": mode})
+                if "error" in reply:
+                    errors[name] = reply["error"]
+                    continue
+                samples.setdefault(name, []).extend(reply["samples"])
+        med = {}
+        for name, s in samples.items():
+            if name in errors:
+                continue
+            row = {"loss": loss, "size": size, "label": label, "threads": t, "contender": name,
+                   **summarize(s)}
+            if case.elementwise and size == "large":
+                inputs, _ = cases.build(loss, {"n": 8})
+                row["bytes"] = (sum(v.dtype.itemsize for v in inputs.values()) + 4 * len(grads)) * dims["n"]
+            self.result["rows"].append(row)
+            med[name] = row["median"]
+        for name, err in errors.items():
+            self.result["notes"][f"{loss} {label} {name}@{t}"] = err
+        seconds = time.perf_counter() - started
+        self.result["case_seconds"][f"{loss} {label} @{t}"] = round(seconds, 2)
+        self.log(f"  {t}t {loss:<26} {label:<22} " + "  ".join(f"{n}={v * 1e3:.3f}ms" for n, v in med.items())
+                 + f"  [{seconds:.1f} s]" + (f"  errors={errors}" if errors else ""))
+
+    def thread_count(self, t: int, losses: list[str]) -> None:
+        """Every case at ``t`` threads, in fresh worker processes (one per contender)."""
+        workers = {c: Remote(c, t) for c in ("lossd", "torch", "numpy")}
+        for c, w in list(workers.items()):
+            if "error" in w.ready:
+                self.result["notes"][f"{c}@{t}"] = w.ready["error"]
+                self.log(f"  worker {c} ({t} threads) failed to start: {w.ready['error']}")
+                del workers[c]
+        try:
+            if "lossd" in workers:
+                reply = workers["lossd"].ask({"op": "triad", "n": 20_000_000,
+                                              "repeats": 5 if self.quick else 10})
+                if "bw" in reply:
+                    bw = statistics.median(reply["bw"])
+                    self.result["triad"][str(t)] = {"median": bw, "max": max(reply["bw"])}
+                    self.log(f"  triad {t} threads: {bw / 1e9:.1f} GB/s median")
+            for loss in losses:
+                case = cases.CASES[loss]
+                if case.note:
+                    self.result["notes"][loss] = case.note
+                for size, label, dims in case.variants():
+                    self.case(workers, case, size, label, dims, t)
+        finally:
+            for w in workers.values():
+                w.close()
+
+
 def run(quick: bool, threads: list[int], only: list[str] | None, log=print) -> dict[str, Any]:
+    """Section 1 of RESULTS.md: every loss with a case, every contender, every thread count."""
+    from lossd.losses.registry import BY_ID
+
     have, missing = cases.registered()
     if only:
         have = [loss for loss in have if loss in only]
-    rounds = 2 if quick else 3
-    contenders = ["lossd", "torch", "numpy"]
-    result: dict[str, Any] = {"rows": [], "triad": {}, "skipped": {m: "no input builder in bench/cases.py"
-                                                                     for m in missing},
-                              "notes": {}, "rounds": rounds, "quick": quick}
-    for loss in cases.CASES:
-        from lossd.losses.registry import BY_ID
-
-        if loss not in BY_ID:
-            result["skipped"][loss] = "not in the registry yet"
+    measurement = KernelRun(quick, threads, log)
+    measurement.result["ids"] = have + missing if not only else sorted(set(have) | set(only))
+    skipped = measurement.result["skipped"]
+    skipped.update({m: "no input builder in bench/cases.py" for m in missing})
+    skipped.update({loss: "not in the registry yet" for loss in cases.CASES if loss not in BY_ID})
     for t in threads:
-        workers = {c: Remote(c, t) for c in contenders}
-        for c, w in list(workers.items()):
-            if "error" in w.ready:
-                result["notes"][f"{c}@{t}"] = w.ready["error"]
-                log(f"  worker {c} ({t} threads) failed to start: {w.ready['error']}")
-                del workers[c]
-        if "lossd" in workers:
-            bw = workers["lossd"].ask({"op": "triad", "n": 20_000_000, "repeats": 10 if not quick else 5})
-            if "bw" in bw:
-                result["triad"][str(t)] = {"median": statistics.median(bw["bw"]), "max": max(bw["bw"])}
-                log(f"  triad {t} threads: {statistics.median(bw['bw']) / 1e9:.1f} GB/s median")
-        for loss in have:
-            case = cases.CASES[loss]
-            if case.note:
-                result["notes"][loss] = case.note
-            for size, label, dims in case.variants():
-                grads = grads_of(loss, dims)
-                large = size == "large"
-                budget = (0.12 if large else 0.04) * (0.5 if quick else 1.0)
-                min_samples = 1 if (large and (quick or case.family == "face")) else (2 if large else 5)
-                samples: dict[str, list[float]] = {c: [] for c in workers}
-                errors: dict[str, str] = {}
-                modes = [("lossd", "kernel")] + ([("lossd", "full")] if t == max(threads) else [])
-                order = [(c, "kernel") for c in workers if c != "lossd"] + \
-                    [m for m in modes if "lossd" in workers]
-                for r in range(rounds):
-                    k = r % len(order)
-                    for c, mode in order[k:] + order[:k]:
-                        name = c if mode == "kernel" else "lossd_full"
-                        if name in errors:
-                            continue
-                        reply = workers[c].ask({"op": "run", "loss": loss, "dims": dims, "grads": grads,
-                                                "budget": budget, "min_samples": min_samples, "mode": mode})
-                        if "error" in reply:
-                            errors[name] = reply["error"]
-                            continue
-                        samples.setdefault(name, []).extend(reply["samples"])
-                for name, s in samples.items():
-                    if not s:
-                        continue
-                    row = {"loss": loss, "size": size, "label": label, "threads": t, "contender": name,
-                           **summarize(s)}
-                    if case.elementwise and size == "large":
-                        inputs, _ = cases.build(loss, {"n": 8})
-                        per = sum(v.dtype.itemsize for v in inputs.values()) + 4 * len(grads)
-                        row["bytes"] = per * dims["n"]
-                    result["rows"].append(row)
-                for name, err in errors.items():
-                    result["notes"][f"{loss} {label} {name}@{t}"] = err
-                med = {n: summarize(s)["median"] for n, s in samples.items() if s}
-                log(f"  {t}t {loss:<26} {label:<22} " + "  ".join(
-                    f"{n}={v * 1e3:.3f}ms" for n, v in med.items())
-                    + (f"  errors={errors}" if errors else ""))
-        for w in workers.values():
-            w.close()
-    return result
+        measurement.thread_count(t, have)
+    return measurement.result
 
 
 def main(argv: list[str] | None = None) -> int:

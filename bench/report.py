@@ -17,6 +17,28 @@ OUT = os.path.join(HERE, "out")
 PLOTS = os.path.join(HERE, "plots")
 KIB, MIB = 1024, 1024 * 1024
 
+#: every target of issue 7; a row is written for each even when its section did not run
+EXPECTED_TARGETS = (
+    "every loss id in section 1",
+    "kernel ≤ PyTorch at medium/large",
+    "kernel never slower than NumPy",
+    "elementwise at 1e7 ≥ 50% of triad",
+    "1e3-element MSE in single-digit µs",
+    "service p50 (1 KiB) ≤ 1.3× echo p50",
+    "throughput ≥ 70% of echo at 1-64 MiB",
+    "≥ 20× MLServer throughput at 1M floats",
+    "lower p50 than MLServer at 32 floats",
+    "start to ready ≤ 3 s with a warm cache",
+    "no JIT compile on any request path",
+    "peak RSS ≤ 4× payload (64 MiB request)",
+)
+
+
+def target_rank(row: tuple) -> int:
+    """Position of a target row in EXPECTED_TARGETS (by prefix), unknown rows last."""
+    ranks = [i for i, name in enumerate(EXPECTED_TARGETS) if row[0].startswith(name)]
+    return ranks[0] if ranks else len(EXPECTED_TARGETS)
+
 
 def load(name: str) -> dict[str, Any] | None:
     path = os.path.join(OUT, f"{name}.json")
@@ -65,7 +87,11 @@ def kernel_section(k: dict[str, Any], lines: list[str], targets: list[tuple]) ->
               "noted), default reduction. Medians of all timed batches over "
               f"{k.get('rounds')} alternating rounds; `±` is the interquartile range / median. Ratios "
               "< 1 mean lossd is faster. `lossd` is the kernel on a validated call (`run`); "
-              "`+validate` is the whole in-process `evaluate` (validation included, 2 threads).", ""]
+              "`+validate` is the whole in-process `evaluate` (validation included, 2 threads). "
+              "Before timing a case, every contender's loss and gradients are compared with lossd's "
+              "(bench/agree.py: rtol 1e-3 of the loss, the gradient norms and 64 sampled gradient "
+              "values relative to the largest magnitude); a contender that disagrees is reported "
+              "in the notes and not timed.", ""]
     if triad:
         lines.append("STREAM-style triad (Numba, float64, 3 × 160 MB arrays): " + ", ".join(
             f"{th} thread(s) {v['median'] / 1e9:.1f} GB/s median ({v['max'] / 1e9:.1f} max)"
@@ -131,6 +157,17 @@ def kernel_section(k: dict[str, Any], lines: list[str], targets: list[tuple]) ->
         if r:
             targets.append((f"1e3-element MSE in single-digit µs ({th} thread(s))", t(r["median"]),
                             "met" if r["median"] < 10e-6 else f"missed by {r['median'] / 10e-6:.1f}×"))
+    measured = {r["loss"] for r in k["rows"] if r["contender"] == "lossd"}
+    ids = k.get("ids") or sorted(measured | set(k.get("skipped", {})))
+    absent = [i for i in ids if i not in measured]
+    mismatches = sorted(a for a, b in k.get("notes", {}).items() if "mismatch vs lossd" in b)
+    targets.append(("every loss id in section 1 (vs PyTorch and NumPy, checked to agree)",
+                    f"{len(ids) - len(absent)}/{len(ids)} ids; {len(mismatches)} contender mismatches",
+                    "met" if not absent and not mismatches else
+                    "missed: " + "; ".join([f"{a} not measured" for a in absent] + mismatches)))
+    if k.get("heavy"):
+        lines += ["Quick mode: heavy cases (lossd > 0.3 s per call: " + ", ".join(k["heavy"]) + ") are "
+                  "checked and warmed at the first thread count only and have no `+validate` figure.", ""]
     if k.get("skipped"):
         lines += ["Skipped: " + "; ".join(f"`{a}` ({b})" for a, b in sorted(k["skipped"].items())), ""]
     if k.get("notes"):
@@ -315,6 +352,9 @@ def write() -> str:
         lines += [f"Mode: {'quick (BENCH_QUICK=1)' if meta.get('quick') else 'full'}; load average at start "
                   f"{meta.get('loadavg_start')}, at end {meta.get('loadavg_end')} (this machine is shared; "
                   "ratios from alternating runs are the figures to trust, absolute times are not).", ""]
+        if meta.get("sections"):
+            lines += ["Run time: " + ", ".join(f"{k} {v:.0f} s" for k, v in meta["sections"].items())
+                      + f"; total {meta.get('seconds', 0):.0f} s.", ""]
         if meta.get("versions"):
             lines += ["Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()), ""]
     targets: list[tuple] = []
@@ -326,6 +366,11 @@ def write() -> str:
             body += [f"## {name}: not run", ""]
             continue
         fn(data, body, targets)
+    for name in EXPECTED_TARGETS:
+        if not any(row[0].startswith(name) for row in targets):
+            targets.append((name, "not measured in this run", "unknown (section not run, or a contender "
+                            "missing: see its section)"))
+    targets.sort(key=target_rank)
     lines += ["## Targets (issue 7)", "", "| target | measured | verdict |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in targets]
     lines += [""] + body

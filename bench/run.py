@@ -34,6 +34,7 @@ def main() -> int:
     os.makedirs(report.OUT, exist_ok=True)
     meta = {"quick": quick, "loadavg_start": [round(x, 2) for x in os.getloadavg()], "versions": {}}
     started = time.perf_counter()
+    sections: dict[str, float] = {}
     for name in SECTIONS:
         if name not in only:
             continue
@@ -46,14 +47,18 @@ def main() -> int:
             result = module.run(quick, log=lambda s: print(s, flush=True))
         with open(os.path.join(report.OUT, f"{name}.json"), "w") as f:
             json.dump(result, f, indent=1)
-        print(f"   {name}: {time.perf_counter() - t:.0f} s", flush=True)
+        sections[name] = round(time.perf_counter() - t, 1)
+        print(f"   {name}: {sections[name]:.0f} s", flush=True)
     meta["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     meta["versions"] = versions()
     meta["seconds"] = round(time.perf_counter() - started, 1)
+    meta["sections"] = sections
     with open(os.path.join(report.OUT, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
     report.write()
-    print(f"wrote bench/RESULTS.md in {meta['seconds']:.0f} s", flush=True)
+    print("section timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in sections.items())
+          + f"; total {meta['seconds']:.0f} s", flush=True)
+    print("wrote bench/RESULTS.md", flush=True)
     return 0
 
 
