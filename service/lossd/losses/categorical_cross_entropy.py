@@ -15,51 +15,68 @@ position i:
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from lossd.core import checks
-from lossd.kernels.jit import boolean, dual, f64, for_floats, prange, ro, rw
+from lossd.kernels import vecmath
+from lossd.kernels.jit import boolean, dual, f64, for_floats, i64, prange, ro, rw
 from lossd.kernels.reduction import Reduction, scale
 from lossd.losses.common import buffer, finish
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec
 
+#: elements per chunk: the chunk's float64 scratch of L(q) stays in the L1/L2 cache
+_CHUNK_ELEMENTS = 2048
 
-@dual(for_floats(lambda f: f64(ro(f, 3), ro(f, 3), f64, rw(f, 2), rw(f, 3), rw(f, 3), boolean, boolean)))
-def _cce(q, p, s, out, gq, gp, want_q, want_p):  # pragma: no cover - compiled
-    n_rows, n_cls, n_pos = q.shape
+
+@dual(for_floats(lambda f: f64(ro(f), ro(f), i64, i64, f64, rw(f), rw(f), rw(f), boolean, boolean)))
+def _cce(q, p, n_cls, n_pos, s, out, gq, gp, want_q, want_p):  # pragma: no cover - compiled
+    """q, p: the flat (N, C, K) arrays; out: flat (N, K). Per chunk of whole rows, flat
+    vectorised loops: L(q) into a float64 scratch, the sum of p L(q), then each gradient;
+    the per-position losses only for reduction none."""
+    row = n_cls * n_pos
+    n_rows = q.size // row
     keep = out.size > 0
+    per = max(1, _CHUNK_ELEMENTS // row)
+    n_chunks = (n_rows + per - 1) // per
     total = 0.0
-    for n in prange(n_rows):
-        for k in range(n_pos):
-            value = 0.0
-            for c in range(n_cls):
-                qc = np.float64(q[n, c, k])
-                pc = np.float64(p[n, c, k])
-                lq = max(math.log(qc), -100.0) if qc > 0.0 else -100.0
-                if pc != 0.0:
-                    value -= pc * lq
-                if want_q:
-                    gq[n, c, k] = -s * pc / max(qc, 1e-12)
-                if want_p:
-                    gp[n, c, k] = -s * lq
-            total += value
-            if keep:
-                out[n, k] = value
+    for chunk in prange(n_chunks):
+        lo = chunk * per * row
+        hi = min(q.size, lo + per * row)
+        lq = np.empty(hi - lo)
+        acc = 0.0
+        for j in range(lo, hi):
+            v = max(vecmath.log(np.float64(q[j])), -100.0)  # log 0 = -Inf -> -100
+            lq[j - lo] = v
+            acc -= np.float64(p[j]) * v                      # p = 0 adds 0: v is finite
+        total += acc
+        if want_q:
+            for j in range(lo, hi):
+                gq[j] = -s * np.float64(p[j]) / max(np.float64(q[j]), 1e-12)
+        if want_p:
+            for j in range(lo, hi):
+                gp[j] = -s * lq[j - lo]
+        if keep:
+            for n in range(lo // row, hi // row):
+                for k in range(n_pos):
+                    value = 0.0
+                    for c in range(n_cls):
+                        i = n * row + c * n_pos + k
+                        value -= np.float64(p[i]) * lq[i - lo]
+                    out[n * n_pos + k] = value
     return total
 
 
 def compute(call: Call) -> LossOutput:
     shape = call.inputs["input"].shape
-    q = call.inputs["input"].reshape(shape[0], shape[1], -1)
-    p = call.inputs["target"].reshape(q.shape)
-    n, _, positions = q.shape
+    n, classes = shape[0], shape[1]
+    positions = call.inputs["input"].size // max(1, n * classes)
     s = scale(call.reduction, n * positions, n)
     want_q, want_p = call.wants("input"), call.wants("target")
-    out = buffer(call, (n, positions), call.reduction is Reduction.NONE)
-    gq, gp = buffer(call, q.shape, want_q), buffer(call, q.shape, want_p)
-    total = _cce.call(q.size, q, p, s, out, gq, gp, want_q, want_p)
+    size = call.inputs["input"].size
+    out = buffer(call, n * positions, call.reduction is Reduction.NONE)
+    gq, gp = buffer(call, size, want_q), buffer(call, size, want_p)
+    total = _cce.call(size, call.inputs["input"].reshape(-1), call.inputs["target"].reshape(-1), classes,
+                      positions, s, out, gq, gp, want_q, want_p)
     grads = {}
     if want_q:
         grads["input"] = gq.reshape(shape)

@@ -26,77 +26,89 @@ import math
 import numpy as np
 
 from lossd.core import checks
+from lossd.kernels import vecmath
 from lossd.kernels.jit import boolean, dual, f64, for_floats, i64, prange, ro, rw
 from lossd.kernels.reduction import Reduction, scale
+from lossd.losses._softmax_rows import exp_all, nll_from_rest, shift_row, sum_except
 from lossd.losses.common import buffer, finish
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
 
-#: rows per chunk of the index kernel target about this many elements (one float64
-#: scratch row is allocated per chunk, not per row).
-_CHUNK_ELEMENTS = 4096
+#: rows per chunk target about this many elements: the chunk's float64 scratch (exp(z - m) of
+#: every position, and a few per-position values) stays in the L1/L2 cache.
+_CHUNK_ELEMENTS = 2048
+#: per-position values kept between the passes of the index kernel
+_EM1, _REST, _MZ, _ZY, _WZ, _WY = range(6)
 
 
 @dual(for_floats(lambda f: f64(ro(f, 3), ro(i64, 2), ro(f), i64, f64, f64, rw(f, 2), rw(f, 3),
                                boolean)))
 def _ce_index(z, y, w, ignore, eps, s, out, gz, want):  # pragma: no cover - compiled
+    """Per chunk of rows: (1) max and z - m into the scratch t, (2) t = exp(t) in one flat
+    loop, (3) per position the sums and the gradient (no log needed), (4) lse - z_y and the
+    loss, vectorised over the chunk's positions."""
     n_rows, n_cls, n_pos = z.shape
     keep = out.size > 0
+    flat = out.reshape(out.size)
     sw = 0.0
     for c in range(n_cls):
         sw += w[c]
+    smooth = eps / n_cls
+    b = s * smooth
     per = max(1, _CHUNK_ELEMENTS // (n_cls * n_pos))
     n_chunks = (n_rows + per - 1) // per
     total = 0.0
     for chunk in prange(n_chunks):
-        # exp(z_c - m) is computed once per element into e (float64), then reused for the
-        # gradient as q_c = e_c / se: one exp per element instead of two.
-        e = np.empty(n_cls if want else 0)
-        acc = 0.0
-        for n in range(chunk * per, min(n_rows, (chunk + 1) * per)):
+        lo = chunk * per
+        hi = min(n_rows, lo + per)
+        t = np.empty((hi - lo) * n_pos * n_cls)
+        st = np.empty((6, (hi - lo) * n_pos))
+        for n in range(lo, hi):
             for k in range(n_pos):
+                j = (n - lo) * n_pos + k
                 label = y[n, k]
                 if label == ignore:
-                    if keep:
-                        out[n, k] = 0.0
+                    t[j * n_cls:(j + 1) * n_cls] = 0.0
+                    st[_EM1, j], st[_REST, j], st[_MZ, j] = 0.0, 0.0, 0.0
+                    st[_ZY, j], st[_WZ, j], st[_WY, j] = 0.0, 0.0, 0.0
+                    continue
+                m = shift_row(z, n, k, t, j * n_cls)
+                zy = np.float64(z[n, label, k])
+                wz = 0.0
+                if eps != 0.0:
+                    for c in range(n_cls):
+                        wz += w[c] * np.float64(z[n, c, k])
+                st[_MZ, j], st[_ZY, j], st[_WZ, j], st[_WY, j] = m - zy, zy, wz, np.float64(w[label])
+        exp_all(t, t.size)
+        for n in range(lo, hi):
+            for k in range(n_pos):
+                j = (n - lo) * n_pos + k
+                off = j * n_cls
+                label = y[n, k]
+                if label == ignore:
                     if want:
                         for c in range(n_cls):
                             gz[n, c, k] = 0.0
                     continue
-                m = -np.inf
-                for c in range(n_cls):
-                    m = max(m, np.float64(z[n, c, k]))
-                se = 0.0
-                wz = 0.0
+                rest = sum_except(t, off, n_cls, label)
+                ey = t[off + label]
+                st[_EM1, j], st[_REST, j] = ey - 1.0, rest
                 if want:
+                    a = s * (1.0 - eps) * st[_WY, j]
+                    r = 1.0 / (ey + rest)
+                    f = (a + b * sw) * r
                     for c in range(n_cls):
-                        zc = np.float64(z[n, c, k])
-                        ec = math.exp(zc - m)
-                        e[c] = ec
-                        se += ec
-                        wz += w[c] * zc
-                else:
-                    for c in range(n_cls):
-                        zc = np.float64(z[n, c, k])
-                        se += math.exp(zc - m)
-                        wz += w[c] * zc
-                lse = m + math.log(se)
-                wy = np.float64(w[label])
-                value = (1.0 - eps) * wy * (lse - np.float64(z[n, label, k]))
-                if eps != 0.0:
-                    value += eps / n_cls * (sw * lse - wz)
-                acc += value
-                if keep:
-                    out[n, k] = value
-                if want:
-                    a = s * (1.0 - eps) * wy
-                    b = s * eps / n_cls
-                    r = 1.0 / se
-                    for c in range(n_cls):
-                        q = e[c] * r
-                        g = a * q + b * (sw * q - w[c])
-                        if c == label:
-                            g -= a
-                        gz[n, c, k] = g
+                        gz[n, c, k] = f * t[off + c] - b * w[c]
+                    # a (q_y - 1) = -a rest / se: no cancellation as q_y -> 1
+                    gz[n, label, k] = -a * rest * r + b * (sw * ey * r - w[label])
+        acc = 0.0
+        for j in range(st.shape[1]):
+            d = nll_from_rest(st[_EM1, j], st[_REST, j], st[_MZ, j])
+            value = (1.0 - eps) * st[_WY, j] * d + smooth * (sw * (st[_ZY, j] + d) - st[_WZ, j])
+            st[_WZ, j] = value
+            acc += value
+        if keep:
+            for j in range(st.shape[1]):
+                flat[lo * n_pos + j] = st[_WZ, j]
         total += acc
     return total
 
@@ -104,46 +116,48 @@ def _ce_index(z, y, w, ignore, eps, s, out, gz, want):  # pragma: no cover - com
 @dual(for_floats(lambda f: f64(ro(f, 3), ro(f, 3), ro(f), f64, f64, rw(f, 2), rw(f, 3), rw(f, 3),
                                boolean, boolean)))
 def _ce_prob(z, p, w, eps, s, out, gz, gp, want_z, want_p):  # pragma: no cover - compiled
+    """Per chunk of rows: max and z - m into the scratch t, t = exp(t) in one flat loop, then
+    per position lse, the loss and the gradients."""
     n_rows, n_cls, n_pos = z.shape
     keep = out.size > 0
+    smooth = eps / n_cls
     per = max(1, _CHUNK_ELEMENTS // (n_cls * n_pos))
     n_chunks = (n_rows + per - 1) // per
     total = 0.0
     for chunk in prange(n_chunks):
-        e = np.empty(n_cls if want_z else 0)  # exp(z_c - m), reused by the z gradient
-        acc = 0.0
-        for n in range(chunk * per, min(n_rows, (chunk + 1) * per)):
+        lo = chunk * per
+        hi = min(n_rows, lo + per)
+        t = np.empty((hi - lo) * n_pos * n_cls)
+        mx = np.empty((hi - lo) * n_pos)
+        for n in range(lo, hi):
             for k in range(n_pos):
-                m = -np.inf
-                for c in range(n_cls):
-                    m = max(m, np.float64(z[n, c, k]))
-                se = 0.0
-                if want_z:
-                    for c in range(n_cls):
-                        ec = math.exp(np.float64(z[n, c, k]) - m)
-                        e[c] = ec
-                        se += ec
-                else:
-                    for c in range(n_cls):
-                        se += math.exp(np.float64(z[n, c, k]) - m)
-                lse = m + math.log(se)
+                j = (n - lo) * n_pos + k
+                mx[j] = shift_row(z, n, k, t, j * n_cls)
+        exp_all(t, t.size)
+        acc = 0.0
+        for n in range(lo, hi):
+            for k in range(n_pos):
+                j = (n - lo) * n_pos + k
+                off = j * n_cls
+                se = sum_except(t, off, n_cls, -1)
+                lse = mx[j] + vecmath.log(se)
                 value = 0.0
                 wp = 0.0
                 for c in range(n_cls):
-                    pc = (1.0 - eps) * np.float64(p[n, c, k]) + eps / n_cls
-                    lq = np.float64(z[n, c, k]) - lse
-                    value -= w[c] * pc * lq
-                    wp += w[c] * pc
-                    if want_p:
-                        gp[n, c, k] = -s * (1.0 - eps) * w[c] * lq
+                    wpc = w[c] * ((1.0 - eps) * np.float64(p[n, c, k]) + smooth)
+                    value -= wpc * (np.float64(z[n, c, k]) - lse)
+                    wp += wpc
                 acc += value
                 if keep:
                     out[n, k] = value
-                if want_z:
-                    r = 1.0 / se
+                if want_p:
                     for c in range(n_cls):
-                        pc = (1.0 - eps) * np.float64(p[n, c, k]) + eps / n_cls
-                        gz[n, c, k] = s * (e[c] * r * wp - w[c] * pc)
+                        gp[n, c, k] = -s * (1.0 - eps) * w[c] * (np.float64(z[n, c, k]) - lse)
+                if want_z:
+                    f = s * wp / se
+                    for c in range(n_cls):
+                        wpc = w[c] * ((1.0 - eps) * np.float64(p[n, c, k]) + smooth)
+                        gz[n, c, k] = f * t[off + c] - s * wpc
         total += acc
     return total
 

@@ -17,66 +17,75 @@ delta_yy - p_y is evaluated as u). With gamma = 0 this is a_i (p - e_y).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from lossd.core import checks
+from lossd.kernels import vecmath
 from lossd.kernels.jit import boolean, dual, f64, for_floats, i64, prange, ro, rw
 from lossd.kernels.reduction import scale
+from lossd.losses._softmax_rows import exp_all, nll_from_rest, shift_row, sum_except
 from lossd.losses.common import buffer, finish, grads_of, loss_buffer
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
 
-#: rows per chunk target about this many elements (one float64 scratch row per chunk).
-_CHUNK_ELEMENTS = 4096
+#: rows per chunk target about this many elements: the chunk's float64 scratch (exp(z - m) of
+#: every row, and a few per-row values) stays in the L1/L2 cache.
+_CHUNK_ELEMENTS = 2048
+#: per-row values kept between the passes
+_EY, _EM1, _REST, _MZ, _A, _VALUE, _COEF, _SE, _U = range(9)
 
 
-@dual(for_floats(lambda f: f64(ro(f, 2), ro(i64), ro(f), boolean, f64, f64, f64, rw(f), rw(f, 2),
+@dual(for_floats(lambda f: f64(ro(f, 3), ro(i64), ro(f), boolean, f64, f64, f64, rw(f), rw(f, 2),
                                boolean)))
 def _softmax_focal(z, y, class_alpha, per_class, alpha, gamma, r, out, gz,
                    want):  # pragma: no cover - compiled
-    n, c = z.shape
+    """z: (N, C, 1). Per chunk of rows: (1) max and z - m into the scratch t, (2) t = exp(t)
+    in one flat loop, (3) the sums e_y and rest = sum_{k != y} e_k, (4) loss and gradient
+    coefficient vectorised over the chunk's rows (u = rest / se, p_y = e_y / se, no expm1 or
+    pow calls), (5) the gradient rows."""
+    n, c, _ = z.shape
     keep = out.size > 0
     per = max(1, _CHUNK_ELEMENTS // c)
     n_chunks = (n + per - 1) // per
     total = 0.0
     for chunk in prange(n_chunks):
-        # exp(z_k - m) once per element into a float64 scratch row, reused by the gradient.
-        e = np.empty(c if want else 0)
-        acc = 0.0
-        for i in range(chunk * per, min(n, (chunk + 1) * per)):
-            m = -np.inf
-            for k in range(c):
-                m = max(m, np.float64(z[i, k]))
-            se = 0.0
-            if want:
-                for k in range(c):
-                    ek = math.exp(np.float64(z[i, k]) - m)
-                    e[k] = ek
-                    se += ek
-            else:
-                for k in range(c):
-                    se += math.exp(np.float64(z[i, k]) - m)
-            lse = m + math.log(se)
+        lo = chunk * per
+        hi = min(n, lo + per)
+        t = np.empty((hi - lo) * c)
+        st = np.empty((9, hi - lo))
+        for i in range(lo, hi):
+            j = i - lo
             label = y[i]
-            lp = np.float64(z[i, label]) - lse
-            py = math.exp(lp)
-            u = -math.expm1(lp)
-            a = np.float64(class_alpha[label]) if per_class else alpha
-            ug = u ** gamma
+            st[_MZ, j] = shift_row(z, i, 0, t, j * c) - np.float64(z[i, label, 0])
+            st[_A, j] = np.float64(class_alpha[label]) if per_class else alpha
+        exp_all(t, t.size)
+        for i in range(lo, hi):
+            j = i - lo
+            st[_EY, j] = t[j * c + y[i]]
+            st[_EM1, j] = t[j * c + y[i]] - 1.0
+            st[_REST, j] = sum_except(t, j * c, c, y[i])
+        acc = 0.0
+        for j in range(hi - lo):
+            ey, rest, a = st[_EY, j], st[_REST, j], st[_A, j]
+            se = ey + rest
+            lp = -nll_from_rest(st[_EM1, j], rest, st[_MZ, j])
+            u = rest / se
+            py = ey / se
+            ug = vecmath.exp(gamma * vecmath.log(u))
+            ug = ug if u > 0.0 else (1.0 if gamma == 0.0 else 0.0)
             value = -a * ug * lp
+            bracket = -ug + (gamma * py * (lp / u) * ug if u > 0.0 else 0.0)
+            st[_VALUE, j], st[_COEF, j], st[_SE, j], st[_U, j] = value, r * a * bracket, se, u
             acc += value
-            if keep:
-                out[i] = value
-            if want:
-                bracket = -ug
-                if u > 0.0 and gamma != 0.0:
-                    bracket += gamma * py * (lp / u) * ug
-                coef = r * a * bracket
-                f = -coef / se
+        if want:
+            for i in range(lo, hi):
+                j = i - lo
+                f = -st[_COEF, j] / st[_SE, j]
                 for k in range(c):
-                    gz[i, k] = f * e[k]
-                gz[i, label] = coef * u
+                    gz[i, k] = f * t[j * c + k]
+                gz[i, y[i]] = st[_COEF, j] * st[_U, j]
+        if keep:
+            for j in range(hi - lo):
+                out[lo + j] = st[_VALUE, j]
         total += acc
     return total
 
@@ -91,7 +100,7 @@ def compute(call: Call) -> LossOutput:
     r = scale(call.reduction, n, n)
     out = loss_buffer(call, n)
     gz = buffer(call, z.shape, call.wants("logits"))
-    total = _softmax_focal.call(z.size, z, y, class_alpha, per_class, call.params["alpha"],
+    total = _softmax_focal.call(z.size, z.reshape(n, -1, 1), y, class_alpha, per_class, call.params["alpha"],
                                 call.params["gamma"], r, out, gz, call.wants("logits"))
     return LossOutput(finish(call, total, r, out, (n,)), grads_of(call, logits=gz))
 

@@ -1,0 +1,80 @@
+"""Row passes shared by the softmax-family kernels, written so that LLVM vectorises them.
+
+A row is ``z_c = z[n, c, k]``, c < C, of a C-contiguous (N, C, K) array (stride K along
+the class axis; LLVM versions the loops on K = 1). A kernel works on chunks of rows with a
+float64 scratch ``t`` holding one row of C values per position, so that the exp runs as one
+flat loop over the whole chunk and vectorises for any C (a loop over C = 10 alone would
+stay in the scalar remainder). Inside the loops there are no library calls and no
+data-dependent branches, only arithmetic and selects (vecmath.exp/log/log1p):
+
+    row_max(z, n, k)            m = max_c z_c, exact, through the order-preserving int64
+                                key(x) = bits(x) ^ ((bits(x) >> 63) & 0x7FF..F) (a float max
+                                reduction does not vectorise without nnan)
+    shift_row(z, n, k, t, o)    t[o + c] = z_c - m; returns m
+    exp_all(t, count)           t[j] = exp(t[j]) for j < count
+    sum_except(t, o, C, skip)   sum_{c != skip} t[o + c] (skip < 0: the whole sum), so that
+                                1 - softmax_skip = rest / (e_skip + rest) has no cancellation
+    nll_from_rest(em1, rest, mz) lse - z_y = mz + log(e_y + rest) with mz = m - z_y,
+                                as mz + log1p(em1 + rest), em1 = e_y - 1: when z_y is the max
+                                (mz = 0, e_y = 1, the p_y -> 1 case) the result keeps full
+                                relative accuracy; otherwise rest >= 1 (it holds exp(0)) and
+                                nothing cancels. em1 must come from an array written in an
+                                earlier pass: fastmath reassociation would otherwise turn
+                                (e_y - 1) + rest into (e_y + rest) - 1
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lossd.kernels import vecmath
+from lossd.kernels.jit import inline
+
+_LOW_BITS = 0x7FFFFFFFFFFFFFFF
+
+
+@inline
+def _key(x):  # pragma: no cover - compiled
+    """An int64 that orders like the float64 x (finite x)."""
+    bits = vecmath.f64_as_i64(x)
+    return bits ^ ((bits >> 63) & _LOW_BITS)
+
+
+@inline
+def row_max(z, n, k):  # pragma: no cover - compiled
+    """max_c z[n, c, k] in float64 (finite inputs; validation rejects NaN and Inf)."""
+    best = _key(np.float64(z[n, 0, k]))
+    for c in range(1, z.shape[1]):
+        best = max(best, _key(np.float64(z[n, c, k])))
+    return vecmath.i64_as_f64(best ^ ((best >> 63) & _LOW_BITS))
+
+
+@inline
+def shift_row(z, n, k, t, off):  # pragma: no cover - compiled
+    """t[off + c] = z[n, c, k] - m for every c; returns m = max_c z[n, c, k]."""
+    m = row_max(z, n, k)
+    for c in range(z.shape[1]):
+        t[off + c] = np.float64(z[n, c, k]) - m
+    return m
+
+
+@inline
+def exp_all(t, count):  # pragma: no cover - compiled
+    """t[j] = exp(t[j]) for j < count (one flat, vectorised loop)."""
+    for j in range(count):
+        t[j] = vecmath.exp(t[j])
+
+
+@inline
+def sum_except(t, off, n_cls, skip):  # pragma: no cover - compiled
+    """sum of t[off + c] over c < n_cls, c != skip."""
+    total = 0.0
+    for c in range(n_cls):
+        total += 0.0 if c == skip else t[off + c]
+    return total
+
+
+@inline
+def nll_from_rest(em1, rest, mz):  # pragma: no cover - compiled
+    """-log softmax_y = mz + log1p(em1 + rest); em1 = e_y - 1 loaded from memory (see above)."""
+    return mz + vecmath.log1p(em1 + rest)
