@@ -35,8 +35,10 @@ import math
 import numpy as np
 
 from lossd.core import checks
+from lossd.kernels import vecmath
 from lossd.kernels.jit import boolean, dual, f64, i64, inline, prange, ro, rw
 from lossd.kernels.reduction import Reduction, scale
+from lossd.losses._softmax_rows import row_max
 from lossd.losses.common import finish
 from lossd.spec import Call, InputSpec, Kind, LossOutput
 
@@ -112,6 +114,7 @@ def _target(kind, prm, c):  # pragma: no cover - compiled
 def _margin_rows(p, y, u, v, a, b, kind, prm, k, r, out, h, want):  # pragma: no cover - compiled
     """Per row: logits from P (in place), log-sum-exp, loss, and G'' in place of P."""
     n_rows, n_cls = p.shape
+    rows = p.reshape(n_rows, n_cls, 1)
     total = 0.0
     for i in prange(n_rows):
         label = y[i]
@@ -120,19 +123,19 @@ def _margin_rows(p, y, u, v, a, b, kind, prm, k, r, out, h, want):  # pragma: no
         t, dt = _target(kind, prm, c)
         mag = (ui * a[i]) * (v[label] * b[label])
         zy = k * mag * t
-        mx = zy
+        # branch-free, vectorised passes: logits in place (the target's entry set after),
+        # int-keyed max, exp with the sum over j != y as a select
+        ku = k * ui
         for j in range(n_cls):
-            if j != label:
-                z = k * ui * v[j] * p[i, j]
-                p[i, j] = z
-                mx = max(mx, z)
+            p[i, j] = ku * v[j] * p[i, j]
+        p[i, label] = zy
+        mx = row_max(rows, i, 0)
         rest = 0.0                                          # sum of exp(z_j - max), j != y
         for j in range(n_cls):
-            if j != label:
-                e = math.exp(p[i, j] - mx)
-                p[i, j] = e
-                rest += e
-        se = math.exp(zy - mx) + rest
+            e = vecmath.exp(p[i, j] - mx)
+            p[i, j] = e
+            rest += 0.0 if j == label else e
+        se = p[i, label] + rest
         # l = lse - z_y without cancellation: log1p(rest) when the target is the max
         loss = math.log1p(rest) if zy == mx else (mx - zy) + math.log(se)
         total += loss
