@@ -2,7 +2,7 @@
 
     git worktree add /tmp/old HEAD~3
     .venv/bin/python -m bench.ab_overhead --old /tmp/old [--new /tmp/new] --losses mse,l1,l2_loss \\
-        --sizes 1000,100000,10000000 --threads 1,2 --rounds 5
+        --sizes 1e3,1e5,1e7 --threads 1,2 --rounds 5
 
 Each contender runs in its own process per thread count (``old`` imports lossd from
 ``--old``/service, ``new`` from this tree, ``numpy`` runs bench/contenders.py); the parent
@@ -43,14 +43,22 @@ def _per_call(fn, budget: float) -> list[float]:
     return out
 
 
-def _callable(contender: str, mode: str, loss: str, n: int):
+def dims_of(loss: str, size: str) -> dict[str, int]:
+    """``"1000"`` -> {"n": 1000}; ``"200x500"`` -> the case family's names, e.g. {"n": 200, "d": 500}."""
     from bench import cases
 
-    inputs, params = cases.build(loss, {"n": n})
+    names = list(cases.SIZES[cases.CASES[loss].family][0][1])
+    return dict(zip(names, (int(float(v)) for v in size.split("x"))))
+
+
+def _callable(contender: str, mode: str, loss: str, size: str):
+    from bench import cases
+
+    inputs, params = cases.build(loss, dims_of(loss, size))
     if contender == "numpy":
         from bench.contenders import numpy_loss
 
-        f, wanted = numpy_loss(loss), frozenset(("input", "target"))
+        f, wanted = numpy_loss(loss), frozenset(inputs)  # every gradient the contender has
         return lambda: f(inputs, params, wanted)
     from lossd.core.evaluate import evaluate, run
     from lossd.core.validation import prepare
@@ -73,7 +81,7 @@ def worker(contender: str, threads: int) -> None:
     sys.stdout.flush()
     for line in sys.stdin:
         cmd = json.loads(line)
-        fn = _callable(contender, cmd["mode"], cmd["loss"], cmd["n"])
+        fn = _callable(contender, cmd["mode"], cmd["loss"], cmd["size"])
         sys.stdout.write(PREFIX + json.dumps(_per_call(fn, cmd["budget"])) + "\n")
         sys.stdout.flush()
 
@@ -113,7 +121,7 @@ def main(argv=None) -> int:
     ap.add_argument("--old", default="/tmp/old_C", help="checkout of the old commit")
     ap.add_argument("--new", default=ROOT, help="checkout of the new state (default: this tree)")
     ap.add_argument("--losses", default="mse,l1,l2_loss")
-    ap.add_argument("--sizes", default="1000,100000,10000000")
+    ap.add_argument("--sizes", default="1e3,1e5,1e7", help="elements, or dims like 200x500")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--budget", type=float, default=0.3)
@@ -121,21 +129,22 @@ def main(argv=None) -> int:
     if args.worker:
         worker(args.worker, int(args.threads))
         return 0
-    print("| threads | loss | n | old run | new run | old evaluate | new evaluate | NumPy | "
+    print("| threads | loss | size | old run | new run | old evaluate | new evaluate | NumPy | "
           "new/old run | new/old evaluate | new run/NumPy |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for threads in (int(t) for t in args.threads.split(",")):
         remotes = {c: Remote(c, threads, {"old": args.old, "new": args.new}) for c in ("old", "new", "numpy")}
         jobs = [("old", "run"), ("new", "run"), ("old", "evaluate"), ("new", "evaluate"), ("numpy", "-")]
         for loss in args.losses.split(","):
-            for n in (int(v) for v in args.sizes.split(",")):
+            for size in args.sizes.split(","):
                 samples: dict[tuple[str, str], list[float]] = {j: [] for j in jobs}
                 for r in range(args.rounds):
                     for c, mode in jobs[r % len(jobs):] + jobs[:r % len(jobs)]:
-                        samples[(c, mode)] += remotes[c].ask(mode=mode, loss=loss, n=n, budget=args.budget)
+                        cmd = {"mode": mode, "loss": loss, "size": size, "budget": args.budget}
+                        samples[(c, mode)] += remotes[c].ask(**cmd)
                 med = {j: statistics.median(v) * 1e6 for j, v in samples.items()}
                 o_r, n_r, o_e, n_e, num = (med[j] for j in jobs)
-                print(f"| {threads} | {loss} | {n:.0e} | {o_r:.1f} | {n_r:.1f} | {o_e:.1f} | {n_e:.1f} | "
+                print(f"| {threads} | {loss} | {size} | {o_r:.1f} | {n_r:.1f} | {o_e:.1f} | {n_e:.1f} | "
                       f"{num:.1f} | {n_r / o_r:.2f} | {n_e / o_e:.2f} | {n_r / num:.2f} |", flush=True)
         for r in remotes.values():
             r.close()

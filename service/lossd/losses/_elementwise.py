@@ -28,6 +28,7 @@ import numpy as np
 from lossd.core import checks
 from lossd.kernels.jit import Dual
 from lossd.kernels.reduction import Reduction, scale
+from lossd.losses._pool import POOL
 from lossd.losses.common import buffer, finish, placeholder
 from lossd.spec import Call, InputSpec, Kind, LossOutput
 
@@ -107,10 +108,10 @@ def run(call: Call, kern: Dual, diff: Sequence[str], data: Sequence[str] = (),
         args.append(a)
         w = name in wanted
         wants.append(w)
-        bufs.append(np.empty(a.shape, dtype) if w else placeholder(dtype, ndim))
+        bufs.append(POOL.empty(a.shape, dtype) if w else placeholder(dtype, ndim))
     for name in data:
         args.append(_view(inputs.get(name), dtype, False))
-    out = np.empty(count, dtype) if reduction is Reduction.NONE else placeholder(dtype, 1)
+    out = POOL.empty(count, dtype) if reduction is Reduction.NONE else placeholder(dtype, 1)
     total = kern.pick(size)(*args, *params, s, out, *bufs, *wants)
     grads = {}
     for name, g, w in zip(diff, bufs, wants):

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from lossd.kernels.reduction import Reduction
+from lossd.losses._pool import POOL
 from lossd.spec import Call
 
 FLOAT32 = np.dtype(np.float32)
@@ -25,7 +26,7 @@ def buffer(call: Call, shape: tuple[int, ...] | int, wanted: bool = True) -> np.
     """
     if not wanted:
         return placeholder(call.dtype, 1 if isinstance(shape, int) else len(shape))
-    return np.empty(shape, call.dtype)
+    return POOL.empty(shape, call.dtype)
 
 
 def placeholder(dtype: np.dtype, ndim: int) -> np.ndarray:
