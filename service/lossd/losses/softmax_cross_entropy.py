@@ -29,23 +29,23 @@ from lossd.core import checks
 from lossd.kernels import vecmath
 from lossd.kernels.jit import boolean, dual, f64, for_floats, i64, prange, ro, rw
 from lossd.kernels.reduction import Reduction, scale
-from lossd.losses._softmax_rows import exp_all, nll_from_rest, shift_row, sum_except
+from lossd.losses._softmax_rows import exp_row, nll_from_rest, row_max
 from lossd.losses.common import buffer, finish
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
 
-#: rows per chunk target about this many elements: the chunk's float64 scratch (exp(z - m) of
-#: every position, and a few per-position values) stays in the L1/L2 cache.
-_CHUNK_ELEMENTS = 2048
-#: per-position values kept between the passes of the index kernel
+#: rows per chunk target about this many elements: one float64 scratch row and a few
+#: per-position float64 vectors are allocated per chunk, not per row.
+_CHUNK_ELEMENTS = 4096
+#: per-position values kept for the vectorised log pass of the index kernel
 _EM1, _REST, _MZ, _ZY, _WZ, _WY = range(6)
 
 
 @dual(for_floats(lambda f: f64(ro(f, 3), ro(i64, 2), ro(f), i64, f64, f64, rw(f, 2), rw(f, 3),
                                boolean)))
 def _ce_index(z, y, w, ignore, eps, s, out, gz, want):  # pragma: no cover - compiled
-    """Per chunk of rows: (1) max and z - m into the scratch t, (2) t = exp(t) in one flat
-    loop, (3) per position the sums and the gradient (no log needed), (4) lse - z_y and the
-    loss, vectorised over the chunk's positions."""
+    """Per chunk of rows: (1) per position max, exp and sums (vectorised over classes) and
+    the gradient, which needs no log; (2) lse - z_y and the loss, vectorised over the chunk's
+    positions."""
     n_rows, n_cls, n_pos = z.shape
     keep = out.size > 0
     flat = out.reshape(out.size)
@@ -60,44 +60,36 @@ def _ce_index(z, y, w, ignore, eps, s, out, gz, want):  # pragma: no cover - com
     for chunk in prange(n_chunks):
         lo = chunk * per
         hi = min(n_rows, lo + per)
-        t = np.empty((hi - lo) * n_pos * n_cls)
+        e = np.empty(n_cls)
         st = np.empty((6, (hi - lo) * n_pos))
         for n in range(lo, hi):
             for k in range(n_pos):
                 j = (n - lo) * n_pos + k
                 label = y[n, k]
-                if label == ignore:
-                    t[j * n_cls:(j + 1) * n_cls] = 0.0
+                if label == ignore:  # contributes 0 through the neutral values below
                     st[_EM1, j], st[_REST, j], st[_MZ, j] = 0.0, 0.0, 0.0
                     st[_ZY, j], st[_WZ, j], st[_WY, j] = 0.0, 0.0, 0.0
-                    continue
-                m = shift_row(z, n, k, t, j * n_cls)
-                zy = np.float64(z[n, label, k])
-                wz = 0.0
-                if eps != 0.0:
-                    for c in range(n_cls):
-                        wz += w[c] * np.float64(z[n, c, k])
-                st[_MZ, j], st[_ZY, j], st[_WZ, j], st[_WY, j] = m - zy, zy, wz, np.float64(w[label])
-        exp_all(t, t.size)
-        for n in range(lo, hi):
-            for k in range(n_pos):
-                j = (n - lo) * n_pos + k
-                off = j * n_cls
-                label = y[n, k]
-                if label == ignore:
                     if want:
                         for c in range(n_cls):
                             gz[n, c, k] = 0.0
                     continue
-                rest = sum_except(t, off, n_cls, label)
-                ey = t[off + label]
-                st[_EM1, j], st[_REST, j] = ey - 1.0, rest
+                m = row_max(z, n, k)
+                rest = exp_row(z, n, k, m, e, 0, label)
+                ey = e[label]
+                zy = np.float64(z[n, label, k])
+                wy = np.float64(w[label])
+                wz = 0.0
+                if eps != 0.0:
+                    for c in range(n_cls):
+                        wz += w[c] * np.float64(z[n, c, k])
+                st[_EM1, j], st[_REST, j], st[_MZ, j] = ey - 1.0, rest, m - zy
+                st[_ZY, j], st[_WZ, j], st[_WY, j] = zy, wz, wy
                 if want:
-                    a = s * (1.0 - eps) * st[_WY, j]
+                    a = s * (1.0 - eps) * wy
                     r = 1.0 / (ey + rest)
                     f = (a + b * sw) * r
                     for c in range(n_cls):
-                        gz[n, c, k] = f * t[off + c] - b * w[c]
+                        gz[n, c, k] = f * e[c] - b * w[c]
                     # a (q_y - 1) = -a rest / se: no cancellation as q_y -> 1
                     gz[n, label, k] = -a * rest * r + b * (sw * ey * r - w[label])
         acc = 0.0
@@ -116,8 +108,8 @@ def _ce_index(z, y, w, ignore, eps, s, out, gz, want):  # pragma: no cover - com
 @dual(for_floats(lambda f: f64(ro(f, 3), ro(f, 3), ro(f), f64, f64, rw(f, 2), rw(f, 3), rw(f, 3),
                                boolean, boolean)))
 def _ce_prob(z, p, w, eps, s, out, gz, gp, want_z, want_p):  # pragma: no cover - compiled
-    """Per chunk of rows: max and z - m into the scratch t, t = exp(t) in one flat loop, then
-    per position lse, the loss and the gradients."""
+    """Per position: max, exp and sum (vectorised over classes), lse, the loss and the
+    gradients."""
     n_rows, n_cls, n_pos = z.shape
     keep = out.size > 0
     smooth = eps / n_cls
@@ -125,22 +117,13 @@ def _ce_prob(z, p, w, eps, s, out, gz, gp, want_z, want_p):  # pragma: no cover 
     n_chunks = (n_rows + per - 1) // per
     total = 0.0
     for chunk in prange(n_chunks):
-        lo = chunk * per
-        hi = min(n_rows, lo + per)
-        t = np.empty((hi - lo) * n_pos * n_cls)
-        mx = np.empty((hi - lo) * n_pos)
-        for n in range(lo, hi):
-            for k in range(n_pos):
-                j = (n - lo) * n_pos + k
-                mx[j] = shift_row(z, n, k, t, j * n_cls)
-        exp_all(t, t.size)
+        e = np.empty(n_cls)  # exp(z_c - m), reused by the z gradient
         acc = 0.0
-        for n in range(lo, hi):
+        for n in range(chunk * per, min(n_rows, (chunk + 1) * per)):
             for k in range(n_pos):
-                j = (n - lo) * n_pos + k
-                off = j * n_cls
-                se = sum_except(t, off, n_cls, -1)
-                lse = mx[j] + vecmath.log(se)
+                m = row_max(z, n, k)
+                se = exp_row(z, n, k, m, e, 0, -1)
+                lse = m + vecmath.log(se)
                 value = 0.0
                 wp = 0.0
                 for c in range(n_cls):
@@ -157,7 +140,7 @@ def _ce_prob(z, p, w, eps, s, out, gz, gp, want_z, want_p):  # pragma: no cover 
                     f = s * wp / se
                     for c in range(n_cls):
                         wpc = w[c] * ((1.0 - eps) * np.float64(p[n, c, k]) + smooth)
-                        gz[n, c, k] = f * t[off + c] - s * wpc
+                        gz[n, c, k] = f * e[c] - s * wpc
         total += acc
     return total
 

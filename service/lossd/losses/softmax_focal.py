@@ -23,13 +23,13 @@ from lossd.core import checks
 from lossd.kernels import vecmath
 from lossd.kernels.jit import boolean, dual, f64, for_floats, i64, prange, ro, rw
 from lossd.kernels.reduction import scale
-from lossd.losses._softmax_rows import exp_all, nll_from_rest, shift_row, sum_except
+from lossd.losses._softmax_rows import exp_row, nll_from_rest, row_max
 from lossd.losses.common import buffer, finish, grads_of, loss_buffer
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
 
 #: rows per chunk target about this many elements: the chunk's float64 scratch (exp(z - m) of
 #: every row, and a few per-row values) stays in the L1/L2 cache.
-_CHUNK_ELEMENTS = 2048
+_CHUNK_ELEMENTS = 4096
 #: per-row values kept between the passes
 _EY, _EM1, _REST, _MZ, _A, _VALUE, _COEF, _SE, _U = range(9)
 
@@ -38,10 +38,10 @@ _EY, _EM1, _REST, _MZ, _A, _VALUE, _COEF, _SE, _U = range(9)
                                boolean)))
 def _softmax_focal(z, y, class_alpha, per_class, alpha, gamma, r, out, gz,
                    want):  # pragma: no cover - compiled
-    """z: (N, C, 1). Per chunk of rows: (1) max and z - m into the scratch t, (2) t = exp(t)
-    in one flat loop, (3) the sums e_y and rest = sum_{k != y} e_k, (4) loss and gradient
-    coefficient vectorised over the chunk's rows (u = rest / se, p_y = e_y / se, no expm1 or
-    pow calls), (5) the gradient rows."""
+    """z: (N, C, 1). Per chunk of rows: (1) per row max, exp(z - m) into the scratch t and
+    rest = sum_{k != y} e_k (vectorised over classes), (2) loss and gradient coefficient
+    vectorised over the chunk's rows (u = rest / se, p_y = e_y / se, no expm1 or pow calls),
+    (3) the gradient rows."""
     n, c, _ = z.shape
     keep = out.size > 0
     per = max(1, _CHUNK_ELEMENTS // c)
@@ -55,14 +55,12 @@ def _softmax_focal(z, y, class_alpha, per_class, alpha, gamma, r, out, gz,
         for i in range(lo, hi):
             j = i - lo
             label = y[i]
-            st[_MZ, j] = shift_row(z, i, 0, t, j * c) - np.float64(z[i, label, 0])
+            m = row_max(z, i, 0)
+            st[_REST, j] = exp_row(z, i, 0, m, t, j * c, label)
+            st[_MZ, j] = m - np.float64(z[i, label, 0])
+            st[_EY, j] = t[j * c + label]
+            st[_EM1, j] = t[j * c + label] - 1.0
             st[_A, j] = np.float64(class_alpha[label]) if per_class else alpha
-        exp_all(t, t.size)
-        for i in range(lo, hi):
-            j = i - lo
-            st[_EY, j] = t[j * c + y[i]]
-            st[_EM1, j] = t[j * c + y[i]] - 1.0
-            st[_REST, j] = sum_except(t, j * c, c, y[i])
         acc = 0.0
         for j in range(hi - lo):
             ey, rest, a = st[_EY, j], st[_REST, j], st[_A, j]
