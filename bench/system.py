@@ -47,32 +47,42 @@ def startup(quick: bool, log=print) -> dict[str, Any]:
     return {"cold": cold, "warm": warm, "warm_median": med}
 
 
-def memory(log=print) -> dict[str, Any]:
+def payload_inputs(payload: int = 64 * MIB) -> dict[str, np.ndarray]:
+    """An MSE request of ``payload`` bytes: float32 input and target of payload/8 each."""
+    rng = np.random.default_rng(3)
+    n = payload // 8
+    return {"input": rng.standard_normal(n, dtype=np.float32),
+            "target": rng.standard_normal(n, dtype=np.float32)}
+
+
+def peak_growth(p: proc.Proc, target: str, inputs: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The server's RSS before and its peak RSS while serving one MSE request of ``inputs``
+    (peak reset before the call where the kernel allows it)."""
     from lossd_client import LossClient
 
-    payload = 64 * MIB
-    n = payload // 8
-    rng = np.random.default_rng(3)
-    inputs = {"input": rng.standard_normal(n, dtype=np.float32),
-              "target": rng.standard_normal(n, dtype=np.float32)}
-    p, target, _ = proc.lossd()
-    try:
-        with LossClient(target, timeout=600) as client:
-            client.evaluate("mse", {"input": inputs["input"][:1024], "target": inputs["target"][:1024]})
-            time.sleep(0.5)
-            idle = proc.rss(p.pid)
-            reset = proc.reset_peak(p.pid)
-            before = proc.rss(p.pid)
-            result = client.evaluate("mse", inputs)
-            assert result.grads["input"].shape == (n,)
-            after = proc.rss(p.pid)
-    finally:
-        p.stop()
+    payload = sum(a.nbytes for a in inputs.values())
+    with LossClient(target, timeout=600) as client:
+        client.evaluate("mse", {k: v[:1024] for k, v in inputs.items()})
+        time.sleep(0.5)
+        idle = proc.rss(p.pid)
+        reset = proc.reset_peak(p.pid)
+        before = proc.rss(p.pid)
+        result = client.evaluate("mse", inputs)
+        assert result.grads["input"].shape == inputs["input"].shape
+        after = proc.rss(p.pid)
     peak = after["VmHWM"]
     base = before["VmRSS"] if reset else idle["VmRSS"]
-    out = {"payload": payload, "idle_rss": idle["VmRSS"], "peak_rss": peak, "growth": peak - base,
-           "peak_reset": reset, "growth_ratio": (peak - base) / payload, "peak_ratio": peak / payload}
-    log(f"  64 MiB request: idle RSS {idle['VmRSS'] / MIB:.0f} MiB, peak {peak / MIB:.0f} MiB, "
+    return {"payload": payload, "idle_rss": idle["VmRSS"], "peak_rss": peak, "growth": peak - base,
+            "peak_reset": reset, "growth_ratio": (peak - base) / payload, "peak_ratio": peak / payload}
+
+
+def memory(log=print) -> dict[str, Any]:
+    p, target, _ = proc.lossd()
+    try:
+        out = peak_growth(p, target, payload_inputs())
+    finally:
+        p.stop()
+    log(f"  64 MiB request: idle RSS {out['idle_rss'] / MIB:.0f} MiB, peak {out['peak_rss'] / MIB:.0f} MiB, "
         f"growth {out['growth'] / MIB:.0f} MiB = {out['growth_ratio']:.2f}x payload")
     return out
 

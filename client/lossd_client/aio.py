@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any, Iterable, Mapping, Sequence
 
 import grpc
@@ -9,10 +11,18 @@ import grpc.aio
 
 from lossd_client._proto.lossd.v1 import lossd_pb2 as pb
 from lossd_client._proto.lossd.v1 import lossd_pb2_grpc as pb_grpc
-from lossd_client.channel import DEFAULT_MAX_MESSAGE_BYTES, channel_options, resolve_target
-from lossd_client.codec import build_request
+from lossd_client.channel import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    EVALUATE_METHOD,
+    channel_options,
+    remaining,
+    resolve_target,
+    retry_delays,
+    should_retry,
+)
+from lossd_client.codec import build_request, encode_request
 from lossd_client.errors import from_error_status, from_rpc_error
-from lossd_client.result import EvaluateResult
+from lossd_client.result import EvaluateResult, parse_response
 
 
 class AsyncLossClient:
@@ -29,20 +39,32 @@ class AsyncLossClient:
         else:
             self._channel = grpc.aio.insecure_channel(address, options=opts)
         self._stub = pb_grpc.LossServiceStub(self._channel)
+        # serialized requests in, parsed responses out (tensors zero-copy when large)
+        self._evaluate = self._channel.unary_unary(EVALUATE_METHOD, response_deserializer=parse_response)
+        self._retries = retries
         self._timeout = timeout
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
 
     async def evaluate(self, loss: str, inputs: Mapping[str, Any],
                        params: Mapping[str, Any] | None = None, *, grads: Iterable[str] | None = None,
                        timeout: float | None = None, request_id: str = "") -> EvaluateResult:
-        """Loss and gradients. ``grads=None``: every differentiable input; ``[]``: loss only."""
-        request = build_request(loss, inputs, params, grads, request_id)
-        try:
-            response = await self._stub.Evaluate(request, timeout=self._deadline(timeout),
-                                                 metadata=self._metadata)
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from None
-        return EvaluateResult.from_proto(response)
+        """Loss and gradients. ``grads=None``: every differentiable input; ``[]``: loss only.
+        UNAVAILABLE is retried with backoff (``retries`` attempts in all, within the timeout)."""
+        request = encode_request(loss, inputs, params, grads, request_id)
+        seconds = self._deadline(timeout)
+        deadline = None if seconds is None else time.monotonic() + seconds
+        delays = retry_delays(self._retries)
+        while True:
+            try:
+                parsed = await self._evaluate(request, timeout=remaining(deadline),
+                                              metadata=self._metadata)
+                break
+            except grpc.RpcError as exc:
+                delay = next(delays, None)
+                if delay is None or not should_retry(exc, delay, deadline):
+                    raise from_rpc_error(exc) from None
+                await asyncio.sleep(delay)
+        return EvaluateResult.from_parsed(parsed)
 
     async def list_losses(self, *, timeout: float | None = None) -> list[pb.LossSchema]:
         try:

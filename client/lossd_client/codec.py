@@ -6,10 +6,12 @@ copy, read-only view). The dtype mapping is one table and its inverse.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, cast
+import math
+from typing import Any, Mapping, Sequence, cast
 
 import numpy as np
 
+from lossd_client import wire
 from lossd_client._proto.lossd.v1 import lossd_pb2 as pb
 from lossd_client.errors import InvalidArgument
 
@@ -79,8 +81,11 @@ def check_extent(shape: tuple[int, ...], itemsize: int, field: str) -> None:
                                            f"multiply past the int64 range")
 
 
-def decode_tensor(tensor: pb.Tensor, field: str = "tensor") -> np.ndarray:
-    """Decode a Tensor as a read-only NumPy view of its bytes (zero copy).
+def decode_tensor(tensor: pb.Tensor, field: str = "tensor",
+                  views: Sequence[memoryview] | None = None) -> np.ndarray:
+    """Decode a Tensor as a read-only NumPy view of its bytes (zero copy). ``views``: the
+    data views of a message parsed by :func:`lossd_client.wire.scan` (``data`` holds a
+    reference into them).
 
     Raises InvalidArgument naming ``field`` when the dtype is unknown, a dimension is
     negative, the element count overflows, or the byte length does not match the shape.
@@ -92,18 +97,16 @@ def decode_tensor(tensor: pb.Tensor, field: str = "tensor") -> np.ndarray:
             name = "DTYPE_UNSPECIFIED"
         raise InvalidArgument.field(
             field, f"dtype {name} is not supported; expected float32, float64, int32 or int64")
-    shape = tuple(int(d) for d in tensor.shape)
+    shape = tuple(tensor.shape)
     if len(shape) > MAX_RANK:
         raise InvalidArgument.field(field, f"rank {len(shape)} exceeds the maximum {MAX_RANK}")
-    if any(d < 0 for d in shape):
+    if shape and min(shape) < 0:
         raise InvalidArgument.field(field, f"shape {list(shape)} has a negative dimension")
-    count = 1
-    for d in shape:
-        count *= d
+    count = math.prod(shape)
     if count == 0:  # an overflowing non-empty shape fails the byte-length check below
         check_extent(shape, dtype.itemsize, field)
     expected = count * dtype.itemsize
-    data = tensor.data  # read once: each read of a bytes field makes a new bytes object
+    data = wire.resolve(tensor.data, views)  # read once: each read of a bytes field copies it
     got = len(data)
     if expected != got:
         raise InvalidArgument.field(
@@ -146,3 +149,32 @@ def build_request(loss: str, inputs: Mapping[str, Any], params: Mapping[str, Any
         request.grads.SetInParent()
         request.grads.names.extend(list(grads))
     return request
+
+
+def encode_request(loss: str, inputs: Mapping[str, Any], params: Mapping[str, Any] | None = None,
+                   grads: Any = None, request_id: str = "") -> bytes:
+    """The serialized EvaluateRequest: through the generated message when small (faster
+    there), written directly by :func:`request_bytes` when large (fewer copies)."""
+    arrays = {name: np.asarray(value) for name, value in inputs.items()}
+    if sum(a.nbytes for a in arrays.values()) < wire.ZERO_COPY_MIN_BYTES:
+        return build_request(loss, arrays, params, grads, request_id).SerializeToString()
+    return request_bytes(loss, arrays, params, grads, request_id)
+
+
+def request_bytes(loss: str, inputs: Mapping[str, Any], params: Mapping[str, Any] | None = None,
+                  grads: Any = None, request_id: str = "") -> bytes:
+    """The serialized EvaluateRequest :func:`build_request` makes, written directly: each
+    array is copied once, into the output (see :mod:`lossd_client.wire`)."""
+    pieces: list[wire.Piece] = wire.string_field(1, loss)
+    for name, value in inputs.items():
+        field = f"inputs.{name}"
+        array = np.asarray(value)
+        pieces += wire.named_tensor(2, name, array, wire_dtype(array, field))
+    for name, value in (params or {}).items():
+        param = pb.Param(name=name, value=encode_param(value, f"params.{name}"))
+        pieces += wire.length_delimited(3, [param.SerializeToString()])
+    if grads is not None:
+        names = [grads] if isinstance(grads, str) else list(grads)
+        pieces += wire.length_delimited(4, [pb.GradSelection(names=names).SerializeToString()])
+    pieces += wire.string_field(5, request_id)
+    return wire.join(pieces)

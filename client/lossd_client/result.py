@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
+from google.protobuf.message import DecodeError
 
+from lossd_client import wire
 from lossd_client._proto.lossd.v1 import lossd_pb2 as pb
 from lossd_client.codec import decode_tensor
+
+Parsed = tuple[pb.EvaluateResponse, list[memoryview] | None]
+
+
+def parse_response(raw: bytes) -> Parsed:
+    """A serialized EvaluateResponse and the views its tensors refer to (zero copy when
+    large; raises DecodeError like ``FromString``)."""
+    if len(raw) >= wire.ZERO_COPY_MIN_BYTES:
+        scanned = wire.scan(raw, wire.RESPONSE_PATHS)
+        if scanned is not None:
+            try:
+                return pb.EvaluateResponse.FromString(scanned[0]), scanned[1]
+            except DecodeError:
+                pass
+    return pb.EvaluateResponse.FromString(raw), None
 
 
 @dataclass
@@ -22,12 +40,20 @@ class EvaluateResult:
     loss_id: str = ""
 
     @classmethod
-    def from_proto(cls, response: pb.EvaluateResponse) -> EvaluateResult:
-        """Decode a response (arrays are read-only views of the message bytes)."""
+    def from_proto(cls, response: pb.EvaluateResponse,
+                   views: Sequence[memoryview] | None = None) -> EvaluateResult:
+        """Decode a response (arrays are read-only views of the message bytes; ``views``:
+        those of a response :func:`parse_response` scanned)."""
         return cls(
-            loss=decode_tensor(response.loss, "loss"),
-            grads={k: decode_tensor(v, f"grads.{k}") for k, v in response.grads.items()},
-            outputs={k: decode_tensor(v, f"outputs.{k}") for k, v in response.outputs.items()},
+            loss=decode_tensor(response.loss, "loss", views),
+            grads={k: decode_tensor(v, f"grads.{k}", views) for k, v in response.grads.items()},
+            outputs={k: decode_tensor(v, f"outputs.{k}", views) for k, v in response.outputs.items()},
             request_id=response.request_id,
             loss_id=response.loss_id,
         )
+
+
+    @classmethod
+    def from_parsed(cls, parsed: Parsed) -> EvaluateResult:
+        """Decode what :func:`parse_response` returned."""
+        return cls.from_proto(*parsed)

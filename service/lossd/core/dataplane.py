@@ -9,9 +9,9 @@ kernel; the core never sees a wire message.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
@@ -26,6 +26,14 @@ from lossd_client.errors import Cancelled, DeadlineExceeded, Unavailable
 from lossd_client.result import EvaluateResult
 
 _NEVER = threading.Event()  # "abandoned" flag of inline calls: they cannot be abandoned midway
+_DTYPE_NAMES: dict[Any, str] = {}  # dtype -> name (``dtype.name`` takes microseconds a call)
+
+
+def dtype_name(dtype: Any) -> str:
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = dtype.name
+    return name
 
 
 @dataclass
@@ -37,6 +45,7 @@ class Timings:
     dtype: str = ""
     elements: int = 0
     request_id: str = ""
+    response_bytes: int = 0  # size of the serialized response message, when the transport wrote it
 
 
 class DataPlane:
@@ -53,7 +62,9 @@ class DataPlane:
 
     @staticmethod
     def new_request_id(given: str = "") -> str:
-        return given[:128] if given else uuid.uuid4().hex
+        """``given`` (at most 128 characters) or 32 random hex digits (as ``uuid4().hex``,
+        a tenth of its cost)."""
+        return given[:128] if given else os.urandom(16).hex()
 
     async def evaluate(self, loss: str, inputs: Mapping[str, Any], params: Mapping[str, Any],
                        grads: Iterable[str] | None, *, request_id: str, nbytes: int,
@@ -120,7 +131,7 @@ class DataPlane:
         if abandoned.is_set():
             raise Cancelled("the call was cancelled before it was computed")
         timings.loss_id = call.spec.id
-        timings.dtype = call.dtype.name
+        timings.dtype = dtype_name(call.dtype)
         timings.elements = sum(a.size for a in call.inputs.values())
         begin = time.perf_counter()
         try:

@@ -1,33 +1,76 @@
 """Conversion between lossd.v1 protobuf messages and the core's Python values.
 
 The only module of the server that knows the request/response message layouts
-(besides the schema conversion below). Tensors decode zero-copy (``np.frombuffer``).
+(besides the schema conversion below). Tensors decode zero-copy (``np.frombuffer``, on
+the received bytes themselves for requests :func:`parse_request` scanned), and responses
+are written with each array copied once (:func:`response_pieces`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from google.protobuf import json_format
+from google.protobuf.message import DecodeError
 
 from lossd.schema import all_schemas
+from lossd_client import wire
 from lossd_client._proto.lossd.v1 import lossd_pb2 as pb
 from lossd_client.codec import NUMPY_TO_WIRE, decode_param, decode_tensor
 from lossd_client.errors import InvalidArgument
 from lossd_client.result import EvaluateResult
 
 
-def decode_request(request: pb.EvaluateRequest) -> tuple[dict[str, np.ndarray], dict[str, Any],
-                                                         list[str] | None]:
-    """Inputs, params and grads of a request; duplicate names are InvalidArgument."""
+class Received:
+    """A parsed EvaluateRequest, the views its tensors' ``data`` refer to (None: the data
+    is in the message itself) and its size on the wire."""
+
+    __slots__ = ("message", "views", "size")
+
+    def __init__(self, message: pb.EvaluateRequest, views: list[memoryview] | None, size: int) -> None:
+        self.message = message
+        self.views = views
+        self.size = size
+
+    @property
+    def request_id(self) -> str:
+        return self.message.request_id
+
+    @property
+    def loss(self) -> str:
+        return self.message.loss
+
+    def take_views(self) -> list[memoryview] | None:
+        """The views, forgotten here so the received bytes die with the arrays on them."""
+        views, self.views = self.views, None
+        return views
+
+
+def parse_request(raw: bytes) -> Received:
+    """Parse a serialized EvaluateRequest, zero-copy for tensors when it is large (raises
+    DecodeError like ``FromString``)."""
+    if len(raw) >= wire.ZERO_COPY_MIN_BYTES:
+        scanned = wire.scan(raw, wire.REQUEST_PATHS)
+        if scanned is not None:
+            try:
+                return Received(pb.EvaluateRequest.FromString(scanned[0]), scanned[1], len(raw))
+            except DecodeError:
+                pass  # the plain parse below reports it
+    return Received(pb.EvaluateRequest.FromString(raw), None, len(raw))
+
+
+def decode_request(request: pb.EvaluateRequest, views: Sequence[memoryview] | None = None
+                   ) -> tuple[dict[str, np.ndarray], dict[str, Any], list[str] | None]:
+    """Inputs, params and grads of a request; duplicate names are InvalidArgument.
+    ``views``: those of a request :func:`parse_request` scanned."""
     inputs: dict[str, np.ndarray] = {}
     for item in request.inputs:
         if item.name in inputs:
             raise InvalidArgument.field(f"inputs.{item.name}", "input given more than once")
         if not item.HasField("tensor"):
             raise InvalidArgument.field(f"inputs.{item.name}", "no tensor given")
-        inputs[item.name] = decode_tensor(item.tensor, f"inputs.{item.name}")
+        inputs[item.name] = decode_tensor(item.tensor, f"inputs.{item.name}", views)
     params: dict[str, Any] = {}
     for param in request.params:
         if param.name in params:
@@ -55,6 +98,45 @@ def fill_array(tensor: pb.Tensor, array: np.ndarray) -> None:
     tensor.dtype = NUMPY_TO_WIRE[array.dtype.newbyteorder("<")]
     tensor.shape.extend(array.shape)
     tensor.data = array.tobytes()  # C order, one copy even for a non-contiguous view
+
+
+def _wire_dtype(array: np.ndarray) -> int:
+    return NUMPY_TO_WIRE[array.dtype.newbyteorder("<")]
+
+
+def response_pieces(result: EvaluateResult, request_id: str) -> list[wire.Piece]:
+    """The serialized EvaluateResponse of ``result`` as pieces to join: each array is
+    copied once, by the join (the same bytes as ``encode_result``, map order aside)."""
+    loss = np.asarray(result.loss)
+    pieces = wire.length_delimited(1, wire.tensor_pieces(loss, _wire_dtype(loss)))
+    for number, tensors in ((2, result.grads), (3, result.outputs)):
+        for name, array in tensors.items():
+            array = np.asarray(array)
+            pieces += wire.named_tensor(number, name, array, _wire_dtype(array))
+    return pieces + wire.string_field(4, request_id) + wire.string_field(5, result.loss_id)
+
+
+def stream_response_pieces(response: list[wire.Piece], request_id: str) -> list[wire.Piece]:
+    """An EvaluateStreamResponse holding the response ``response_pieces`` made."""
+    return wire.length_delimited(1, response) + wire.string_field(3, request_id)
+
+
+def encode_response(result: EvaluateResult, request_id: str, stream: bool = False) -> tuple[bytes, int]:
+    """The serialized EvaluateResponse of ``result`` (wrapped in an EvaluateStreamResponse
+    when ``stream``) and the size of the EvaluateResponse in it: written piecewise when
+    large, through the generated message (faster for small ones) otherwise."""
+    arrays = [result.loss, *result.grads.values(), *result.outputs.values()]
+    if sum(np.asarray(a).nbytes for a in arrays) >= wire.ZERO_COPY_MIN_BYTES:
+        pieces = response_pieces(result, request_id)
+        size = sum(len(p) for p in pieces)
+        return wire.join(stream_response_pieces(pieces, request_id) if stream else pieces), size
+    response = encode_result(result)
+    response.request_id = request_id
+    if stream:
+        wrapped = pb.EvaluateStreamResponse(response=response, request_id=request_id)
+        return wrapped.SerializeToString(), response.ByteSize()
+    data = response.SerializeToString()
+    return data, len(data)
 
 
 def encode_result(result: EvaluateResult) -> pb.EvaluateResponse:

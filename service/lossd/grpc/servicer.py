@@ -19,7 +19,7 @@ from google.protobuf.message import DecodeError
 from lossd import __version__
 from lossd.core.dataplane import DataPlane, Timings
 from lossd.core.observer import CallRecord
-from lossd.grpc.convert import decode_request, encode_result, list_losses_response
+from lossd.grpc.convert import Received, decode_request, encode_response, list_losses_response, parse_request
 from lossd.losses.registry import canonical_id
 from lossd_client._proto.lossd.v1 import lossd_pb2 as pb
 from lossd_client.errors import (
@@ -66,6 +66,19 @@ def checked_deserializer(limit: int, message: Any = pb.EvaluateRequest):
     return deserialize
 
 
+def request_deserializer(limit: int):
+    """The EvaluateRequest deserializer: Oversized over ``limit`` bytes, Malformed for bytes
+    that do not parse, else a :class:`Received` (tensors zero-copy when large)."""
+    def deserialize(raw: bytes) -> Any:
+        if len(raw) > limit:
+            return Oversized(len(raw))
+        try:
+            return parse_request(raw)
+        except DecodeError as exc:
+            return Malformed(len(raw), str(exc))
+    return deserialize
+
+
 def oversized_error(size: int, limit: int) -> ResourceExhausted:
     return ResourceExhausted(f"request of {size} bytes exceeds the limit of {limit} bytes "
                              f"(raise it with --max-message-bytes / LOSSD_MAX_MESSAGE_BYTES)")
@@ -96,12 +109,13 @@ async def observed_call(observer: Any, request: Any, context: grpc.aio.ServicerC
     except Exception as exc:  # noqa: BLE001 - mapped once, here
         error = as_error(exc, timings)
     finally:
-        size = request.size if isinstance(request, Oversized) else request.ByteSize()
+        size = request.size if isinstance(request, (Oversized, Received)) else request.ByteSize()
         observer.call_finished(CallRecord(
             transport="grpc", method=method, loss=timings.loss_id or "unknown",
             code="OK" if error is None else error.code.name,
             duration=time.perf_counter() - start, phases=dict(timings.phases),
-            request_bytes=size, response_bytes=response.ByteSize() if response is not None else 0,
+            request_bytes=size, response_bytes=(0 if response is None else timings.response_bytes
+                                                or response.ByteSize()),
             request_id=timings.request_id, dtype=timings.dtype, elements=timings.elements,
             message="" if error is None else error.message))
     return response, error
@@ -117,8 +131,9 @@ class LossServicer:
         self._schemas: pb.ListLossesResponse | None = None  # built on first use (after warm-up)
 
     async def _evaluate(self, request: Any, context: grpc.aio.ServicerContext | None,
-                        timings: Timings) -> pb.EvaluateResponse:
-        """One evaluation; raises LossdError (or any exception, mapped by the caller)."""
+                        timings: Timings, stream: bool = False) -> bytes:
+        """One evaluation: its serialized EvaluateResponse (EvaluateStreamResponse when
+        ``stream``); raises LossdError (or any exception, mapped by the caller)."""
         request_id = self.plane.new_request_id(getattr(request, "request_id", ""))
         timings.request_id = request_id
         if isinstance(request, Malformed):
@@ -129,29 +144,31 @@ class LossServicer:
         timings.loss_id = canonical_id(request.loss) or "unknown"  # also for calls failing in decode
         start = time.perf_counter()
         try:
-            inputs, params, grads = decode_request(request)
+            inputs, params, grads = decode_request(request.message, request.take_views())
         finally:
             timings.phases["decode"] = time.perf_counter() - start
         deadline = None
-        if context is not None and context.time_remaining() is not None:
-            deadline = time.monotonic() + context.time_remaining()
+        remaining = context.time_remaining() if context is not None else None
+        if remaining is not None:
+            deadline = time.monotonic() + remaining
         result = await self.plane.evaluate(request.loss, inputs, params, grads,
-                                           request_id=request_id, nbytes=request.ByteSize(),
+                                           request_id=request_id, nbytes=request.size,
                                            timings=timings, deadline=deadline)
+        del inputs  # the received bytes can go before the response is written
         start = time.perf_counter()
-        response = encode_result(result)
-        response.request_id = request_id
+        response, timings.response_bytes = encode_response(result, request_id, stream)
         timings.phases["encode"] = time.perf_counter() - start
         return response
 
-    async def _observed(self, request: Any, context: grpc.aio.ServicerContext, method: str
-                        ) -> tuple[pb.EvaluateResponse | None, LossdError | None]:
+    async def _observed(self, request: Any, context: grpc.aio.ServicerContext, method: str,
+                        stream: bool = False) -> tuple[bytes | None, LossdError | None]:
         """Run one evaluation and report it to the observer; never raises."""
         return await observed_call(self.plane.observer, request, context, method,
-                                   lambda timings: self._evaluate(request, context, timings),
+                                   lambda timings: self._evaluate(request, context, timings, stream),
                                    lambda exc, timings: self._as_error(exc, request))
 
-    async def Evaluate(self, request: Any, context: grpc.aio.ServicerContext) -> pb.EvaluateResponse:
+    async def Evaluate(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
+        """A serialized EvaluateResponse (the method's response serializer passes it on)."""
         response, error = await self._observed(request, context, "Evaluate")
         if error is not None:
             await context.abort(error.code, error.message,
@@ -160,15 +177,17 @@ class LossServicer:
         return response
 
     async def EvaluateStream(self, requests: AsyncIterator[Any],
-                             context: grpc.aio.ServicerContext) -> AsyncIterator[pb.EvaluateStreamResponse]:
+                             context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        """Serialized EvaluateStreamResponses, one per request."""
         async for request in requests:
-            response, error = await self._observed(request, context, "EvaluateStream")
+            response, error = await self._observed(request, context, "EvaluateStream", stream=True)
             if error is None:
                 assert response is not None
-                yield pb.EvaluateStreamResponse(response=response, request_id=response.request_id)
+                yield response
             else:  # an error response; the stream goes on
                 yield pb.EvaluateStreamResponse(error=to_error_status(error),
-                                                request_id=getattr(request, "request_id", ""))
+                                                request_id=getattr(request, "request_id", "")
+                                                ).SerializeToString()
 
     async def ListLosses(self, request: pb.ListLossesRequest,
                          context: grpc.aio.ServicerContext) -> pb.ListLossesResponse:
@@ -194,14 +213,12 @@ class LossServicer:
 
 def generic_handler(servicer: LossServicer) -> grpc.GenericRpcHandler:
     """Method handlers with the size-checking deserializer for both evaluation RPCs."""
-    deserialize = checked_deserializer(servicer.limit)
-    handlers = {
+    deserialize = request_deserializer(servicer.limit)
+    handlers = {  # the evaluation handlers return serialized responses: no serializer
         "Evaluate": grpc.unary_unary_rpc_method_handler(
-            servicer.Evaluate, request_deserializer=deserialize,
-            response_serializer=pb.EvaluateResponse.SerializeToString),
+            servicer.Evaluate, request_deserializer=deserialize),
         "EvaluateStream": grpc.stream_stream_rpc_method_handler(
-            servicer.EvaluateStream, request_deserializer=deserialize,
-            response_serializer=pb.EvaluateStreamResponse.SerializeToString),
+            servicer.EvaluateStream, request_deserializer=deserialize),
         "ListLosses": grpc.unary_unary_rpc_method_handler(
             servicer.ListLosses, request_deserializer=pb.ListLossesRequest.FromString,
             response_serializer=pb.ListLossesResponse.SerializeToString),
