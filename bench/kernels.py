@@ -7,6 +7,10 @@ PyTorch and BLAS never share a process); the parent sends one measurement at a t
 one worker, rotating the order of contenders every round, so only one contender runs at
 any moment and slow drifts of this shared machine hit all of them alike.
 
+Before a case is timed, every contender computes it once and its loss and gradients are
+compared with lossd's (``bench.agree``); a contender that disagrees is reported, not timed.
+Each worker builds a case's inputs once and keeps them until the next case.
+
     python -m bench.kernels [--quick] [--threads 1,2] [--losses mse,arcface] [--out FILE]
 """
 
@@ -55,9 +59,9 @@ def _timed(fn, budget: float, min_samples: int, first: float | None, max_samples
 class Worker:
     """One contender in one process: builds each case's inputs once and times calls.
 
-    Per case it keeps, for each mode, ``(fn, result, first)``: ``fn()`` the timed call,
-    ``result()`` one call returning (loss, {name: gradient}) for the agreement check, and
-    ``first`` the duration of the first call (None before any).
+    Per case it keeps, for each mode, ``(fn, extract, first)``: ``fn()`` the timed call,
+    ``extract(fn())`` its (loss, {name: gradient}) for the agreement check, and ``first`` the
+    duration of the first call (None before any).
     """
 
     def __init__(self, contender: str, threads: int) -> None:
@@ -107,10 +111,7 @@ class Worker:
                 def fn():
                     return run(call)
 
-            def result():
-                r = fn()
-                return r.loss, r.grads
-            return fn, result
+            return fn, lambda r: (r.loss, r.grads)
         if self.contender == "torch":
             import torch
 
@@ -129,10 +130,9 @@ class Worker:
                 value.backward()
                 return value
 
-            def result():
-                value = fn()
+            def extract(value):
                 return float(value.detach()), {g: leaf.grad.numpy() for g, leaf in leaves.items()}
-            return fn, result
+            return fn, extract
         from bench.contenders import numpy_loss
 
         f = numpy_loss(loss)
@@ -140,18 +140,18 @@ class Worker:
 
         def fn():
             return f(inputs, params, wanted)
-        return fn, fn
+        return fn, lambda r: r
 
     def handle(self, cmd: dict[str, Any]) -> dict[str, Any]:
         op = cmd["op"]
         if op in ("run", "check"):
             entry = self._entry(cmd["loss"], cmd["dims"], cmd["grads"], cmd.get("mode", "kernel"))
-            fn, result, first = entry
+            fn, extract, first = entry
             if op == "check":
                 t = time.perf_counter()
-                value, grads = result()
+                out = fn()
                 entry[2] = time.perf_counter() - t
-                return {**agree.fingerprint(value, grads), "seconds": entry[2]}
+                return {**agree.fingerprint(*extract(out)), "seconds": entry[2]}
             if first is None and cmd.get("cold_ok"):
                 first = 1.0  # a heavy case: no warm-up call, one call per sample
             samples = _timed(fn, cmd["budget"], cmd["min_samples"], first)
@@ -263,13 +263,14 @@ def grads_of(loss: str, dims: dict[str, int]) -> list[str]:
 
 
 def check_case(workers: dict[str, Remote], names: list[tuple[str, str]],
-               cmd: dict[str, Any]) -> tuple[dict[str, str], float]:
+               cmd: dict[str, Any]) -> tuple[dict[str, str], dict[str, float]]:
     """Run every contender once on the case and compare it with lossd's kernel (the reference).
 
-    Returns ({name: why it is not timed}, seconds of lossd's call): a failure, or a mismatch
-    beyond ``agree.RTOL``.
+    Returns ({name: why it is not timed}, {name: seconds of its call}); a contender is not
+    timed after a failure or a mismatch beyond ``agree.RTOL``.
     """
     errors: dict[str, str] = {}
+    seconds: dict[str, float] = {}
     ref = workers["lossd"].ask({**cmd, "op": "check", "mode": "kernel"}) if "lossd" in workers else \
         {"error": "no lossd worker"}
     for c, mode in names:
@@ -277,16 +278,15 @@ def check_case(workers: dict[str, Remote], names: list[tuple[str, str]],
         if "error" in ref:
             errors[name] = ref["error"] if name == "lossd" else "not checked: lossd failed"
             continue
-        if name == "lossd":
-            continue
-        reply = workers[c].ask({**cmd, "op": "check", "mode": mode})
+        reply = ref if name == "lossd" else workers[c].ask({**cmd, "op": "check", "mode": mode})
         if "error" in reply:
             errors[name] = reply["error"]
             continue
         diff = agree.compare(ref, reply)
         if diff:
             errors[name] = f"mismatch vs lossd (rtol {agree.RTOL:g}), not timed: {diff}"
-    return errors, ref.get("seconds", 0.0)
+        seconds[name] = reply["seconds"]
+    return errors, seconds
 
 
 #: quick mode: a large case whose lossd call (in its check) takes longer has no +validate figure
@@ -309,11 +309,12 @@ def case_order(workers: dict[str, Remote], full: bool) -> list[tuple[str, str]]:
 class KernelRun:
     """The measurements of one ``run``: cases x thread counts, rows and notes in ``result``.
 
-    Quick mode at the large size: each case is checked (which also warms every worker up) at
-    the first thread count only; at the others the workers have just run the same loss at
-    the medium size, and each sample is one call. A large case whose lossd call takes more
-    than HEAVY_SECONDS has no ``+validate`` figure in quick mode (validation is a negligible
-    part of it).
+    Quick mode at the large size: each case is checked at the first thread count only, and
+    that check call (lossd first, then the others; every worker has just run the same loss
+    at the medium size) is the first timed sample of round 0; at the other thread counts
+    there is no check and no warm-up call, and each sample is one call. A large case whose
+    lossd call takes more than HEAVY_SECONDS has no ``+validate`` figure in quick mode
+    (validation is a negligible part of it).
     """
 
     def __init__(self, quick: bool, threads: list[int], log) -> None:
@@ -325,19 +326,21 @@ class KernelRun:
                                        "heavy": []}
 
     def _check(self, workers: dict[str, Remote], loss: str, size: str, label: str, t: int,
-               cmd: dict[str, Any]) -> tuple[dict[str, str], bool]:
-        """(errors, heavy) of the case, checking it unless quick mode already did at large size."""
+               cmd: dict[str, Any]) -> tuple[dict[str, str], bool, dict[str, float]]:
+        """(errors, heavy, {name: seconds of the check call when it is a timed sample}) of the
+        case, checking it unless quick mode already did at the large size."""
         seen = self.checked.get((loss, label))
-        if seen and self.quick and size == "large":
+        quick_large = self.quick and size == "large"
+        if seen and quick_large:
             cmd["cold_ok"] = True
-            return dict(seen["errors"]), seen["heavy"]
+            return dict(seen["errors"]), seen["heavy"], {}
         errors, seconds = check_case(workers, case_order(workers, t == max(self.threads)), cmd)
-        heavy = seen["heavy"] if seen else self.quick and size == "large" and seconds > HEAVY_SECONDS
+        heavy = seen["heavy"] if seen else quick_large and seconds.get("lossd", 0.0) > HEAVY_SECONDS
         if not seen:
             self.checked[(loss, label)] = {"errors": dict(errors), "heavy": heavy}
             if heavy:
                 self.result["heavy"].append(f"{loss} {label}")
-        return errors, heavy
+        return errors, heavy, (seconds if quick_large else {})
 
     def case(self, workers: dict[str, Remote], case: cases.Case, size: str, label: str,
              dims: dict[str, int], t: int) -> None:
@@ -347,10 +350,11 @@ class KernelRun:
         grads = grads_of(loss, dims)
         budget, min_samples = timing_plan(self.quick, size)
         cmd = {"loss": loss, "dims": dims, "grads": grads}
-        errors, heavy = self._check(workers, loss, size, label, t, cmd)
+        errors, heavy, first = self._check(workers, loss, size, label, t, cmd)
         order = case_order(workers, t == max(self.threads) and not heavy)
-        samples: dict[str, list[float]] = {}
-        for r in range(self.rounds):
+        names = {c if mode == "kernel" else "lossd_full" for c, mode in order}
+        samples: dict[str, list[float]] = {n: [v] for n, v in first.items() if n in names and n not in errors}
+        for r in range(1 if first else 0, self.rounds):
             k = r % len(order)
             for c, mode in order[k:] + order[:k]:
                 name = c if mode == "kernel" else "lossd_full"

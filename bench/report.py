@@ -165,9 +165,12 @@ def kernel_section(k: dict[str, Any], lines: list[str], targets: list[tuple]) ->
                     f"{len(ids) - len(absent)}/{len(ids)} ids; {len(mismatches)} contender mismatches",
                     "met" if not absent and not mismatches else
                     "missed: " + "; ".join([f"{a} not measured" for a in absent] + mismatches)))
-    if k.get("heavy"):
-        lines += ["Quick mode: heavy cases (lossd > 0.3 s per call: " + ", ".join(k["heavy"]) + ") are "
-                  "checked and warmed at the first thread count only and have no `+validate` figure.", ""]
+    if k.get("quick"):
+        lines += ["Quick mode, large sizes: the agreement check runs at the first thread count only and its "
+                  "call (after the same loss ran at the medium size in the same worker) is the first timed "
+                  "sample; at the other thread counts there is no warm-up call. Heavy cases (lossd > 0.3 s "
+                  "per call: " + (", ".join(k.get("heavy", [])) or "none") + ") have no `+validate` figure.",
+                  ""]
     if k.get("skipped"):
         lines += ["Skipped: " + "; ".join(f"`{a}` ({b})" for a, b in sorted(k["skipped"].items())), ""]
     if k.get("notes"):
