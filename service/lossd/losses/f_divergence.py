@@ -28,8 +28,10 @@ import math
 import numpy as np
 
 from lossd.core import checks
+from lossd.kernels import vecmath
 from lossd.kernels.jit import boolean, dual, f64, for_floats, i64, inline, prange, ro, rw
 from lossd.kernels.reduction import Reduction, scale
+from lossd.losses._softmax_rows import exp_row, row_max
 from lossd.losses.common import buffer, finish
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
 
@@ -39,83 +41,125 @@ INPUT_KINDS = ("logits", "probs")
 LOG2 = math.log(2.0)
 
 
+# Per-element terms (t, q dt/dq), q dt/dq formed without Inf * 0; lp = log p (-Inf at p = 0,
+# selected away). Branch-free (every formula is evaluated and selected on p > 0) so that the
+# loop of _row_terms over classes vectorises.
+
+
 @inline
-def _term(div, p, q, lq):  # pragma: no cover - compiled
-    """(t, dt/dq, q dt/dq) of one element; q dt/dq formed without Inf * 0."""
-    if div == 0:  # kl
-        t = p * (math.log(p) - lq) if p > 0.0 else 0.0
-        return t, -p / q, -p
-    if div == 1:  # reverse_kl (p > 0 is validated)
-        r = lq - math.log(p)
-        return q * r, r + 1.0, q * (r + 1.0)
-    if div == 2:  # pearson_chi2
-        if p > 0.0:
-            iq = math.exp(-lq)
-            u = p * iq
-            return (p - q) * (p - q) * iq, 1.0 - u * u, q - p * u
-        return q, 1.0, q
-    if div == 3:  # neyman_chi2 (p > 0 is validated)
-        d = 2.0 * (q - p) / p
-        return (q - p) * (q - p) / p, d, q * d
-    if div == 4:  # squared_hellinger
-        sq = math.sqrt(q) if q >= 1e-300 else math.exp(0.5 * lq)
-        sp = math.sqrt(p)
-        if p > 0.0:
-            return (sp - sq) * (sp - sq), 1.0 - sp / sq, q - sp * sq
-        return q, 1.0, q
-    if div == 5:  # jensen_shannon
-        if p > 0.0:
-            lm = math.log(0.5 * (p + q))
-            d = 0.5 * (lq - lm)
-            return 0.5 * (p * (math.log(p) - lm) + q * (lq - lm)), d, q * d
-        return 0.5 * LOG2 * q, 0.5 * LOG2, 0.5 * LOG2 * q
-    # total_variation: sign(0) = 0
-    d = 0.5 if q > p else (-0.5 if q < p else 0.0)
-    return 0.5 * abs(p - q), d, q * d
+def _kl(p, q, lq, lp):  # pragma: no cover - compiled
+    return (p * (lp - lq) if p > 0.0 else 0.0), -p
+
+
+@inline
+def _reverse_kl(p, q, lq, lp):  # pragma: no cover - compiled (p > 0 is validated)
+    r = lq - lp
+    return q * r, q * (r + 1.0)
+
+
+@inline
+def _pearson_chi2(p, q, lq, lp):  # pragma: no cover - compiled
+    iq = vecmath.exp(-lq)
+    u = p * iq
+    pos = p > 0.0
+    return ((p - q) * (p - q) * iq if pos else q), (q - p * u if pos else q)
+
+
+@inline
+def _neyman_chi2(p, q, lq, lp):  # pragma: no cover - compiled (p > 0 is validated)
+    d = 2.0 * (q - p) / p
+    return (q - p) * (q - p) / p, q * d
+
+
+@inline
+def _squared_hellinger(p, q, lq, lp):  # pragma: no cover - compiled
+    sq_direct = math.sqrt(q)
+    sq_log = vecmath.exp(0.5 * lq)
+    sq = sq_direct if q >= 1e-300 else sq_log
+    sp = math.sqrt(p)
+    pos = p > 0.0
+    return ((sp - sq) * (sp - sq) if pos else q), (q - sp * sq if pos else q)
+
+
+@inline
+def _jensen_shannon(p, q, lq, lp):  # pragma: no cover - compiled
+    lm = vecmath.log(0.5 * (p + q))
+    d = 0.5 * (lq - lm)
+    t = 0.5 * (p * (lp - lm) + q * (lq - lm))
+    pos = p > 0.0
+    return (t if pos else 0.5 * LOG2 * q), (q * d if pos else 0.5 * LOG2 * q)
+
+
+@inline
+def _total_variation(p, q, lq, lp):  # pragma: no cover - compiled
+    d = 0.5 if q > p else (-0.5 if q < p else 0.0)  # sign(0) = 0
+    return 0.5 * abs(p - q), q * d
+
+
+@inline
+def _row_terms(term, p, n, k, q, lq, h):  # pragma: no cover - compiled
+    """h[c] = q_c dt/dq_c of the row; returns (sum_c t, sum_c h[c])."""
+    value = 0.0
+    hsum = 0.0
+    for c in range(q.size):
+        pc = np.float64(p[n, c, k])
+        t, qd = term(pc, q[c], lq[c], vecmath.log(pc))
+        value += t
+        h[c] = qd
+        hsum += qd
+    return value, hsum
 
 
 @dual(for_floats(lambda f: f64(ro(f, 3), ro(f, 3), i64, boolean, f64, rw(f, 2), rw(f, 3), boolean)))
 def _fdiv(z, p, div, logits, s, out, gz, want):  # pragma: no cover - compiled
+    """Per position: q and log q into float64 rows (logits: max, exp and sum vectorised over
+    classes, q = e / se, log q = z - lse; probs: log q), then one branch-free pass of the
+    divergence's terms for the loss and q dt/dq, then the gradient."""
     n_rows, n_cls, n_pos = z.shape
     keep = out.size > 0
     total = 0.0
     for n in prange(n_rows):
-        h = np.empty(2 * n_cls)  # h[c]: s * q_c * d_c; h[n_cls + c]: q_c (logits: no 3rd exp)
+        q = np.empty(n_cls)
+        lq = np.empty(n_cls)
+        h = np.empty(n_cls)  # q_c dt/dq_c
         for k in range(n_pos):
-            lse = 0.0
             if logits:
-                m = -np.inf
+                m = row_max(z, n, k)
+                se = exp_row(z, n, k, m, q, 0, -1)
+                lse = m + vecmath.log(se)
+                inv = 1.0 / se
                 for c in range(n_cls):
-                    m = max(m, np.float64(z[n, c, k]))
-                se = 0.0
+                    q[c] *= inv
+                    lq[c] = np.float64(z[n, c, k]) - lse
+            else:
                 for c in range(n_cls):
-                    se += math.exp(np.float64(z[n, c, k]) - m)
-                lse = m + math.log(se)
-            value = 0.0
-            hsum = 0.0
-            for c in range(n_cls):
-                pc = np.float64(p[n, c, k])
-                if logits:
-                    lq = np.float64(z[n, c, k]) - lse
-                    q = math.exp(lq)
-                else:
-                    q = np.float64(z[n, c, k])
-                    lq = math.log(q)
-                t, d, qd = _term(div, pc, q, lq)
-                value += t
-                if want:
-                    if logits:
-                        h[c] = s * qd
-                        h[n_cls + c] = q
-                        hsum += s * qd
-                    else:
-                        gz[n, c, k] = s * d
+                    q[c] = np.float64(z[n, c, k])
+                    lq[c] = vecmath.log(q[c])
+            if div == 0:  # one specialised loop per divergence (the loops vectorise)
+                value, hsum = _row_terms(_kl, p, n, k, q, lq, h)
+            elif div == 1:
+                value, hsum = _row_terms(_reverse_kl, p, n, k, q, lq, h)
+            elif div == 2:
+                value, hsum = _row_terms(_pearson_chi2, p, n, k, q, lq, h)
+            elif div == 3:
+                value, hsum = _row_terms(_neyman_chi2, p, n, k, q, lq, h)
+            elif div == 4:
+                value, hsum = _row_terms(_squared_hellinger, p, n, k, q, lq, h)
+            elif div == 5:
+                value, hsum = _row_terms(_jensen_shannon, p, n, k, q, lq, h)
+            else:
+                value, hsum = _row_terms(_total_variation, p, n, k, q, lq, h)
             total += value
             if keep:
                 out[n, k] = value
-            if want and logits:
-                for c in range(n_cls):
-                    gz[n, c, k] = h[c] - h[n_cls + c] * hsum
+            if want:
+                if logits:  # dR/dz_c = s (h_c - q_c sum_j h_j)
+                    for c in range(n_cls):
+                        gz[n, c, k] = s * (h[c] - q[c] * hsum)
+                else:
+                    for c in range(n_cls):
+                        pc = np.float64(p[n, c, k])
+                        gz[n, c, k] = s * (-pc / q[c] if div == 0 else h[c] / q[c])
     return total
 
 
