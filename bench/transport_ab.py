@@ -1,6 +1,8 @@
 """Where the 1 KiB latency goes: p50 of sequential calls, contenders alternating in rounds.
 
 - ``echo``: the bare echo server (``bench/echo_server.py``) through a raw stub;
+- ``echo-raw``: its EchoRaw method with a prebuilt message, the response left unparsed
+  (nobody parses anything: the transport alone);
 - ``raw``: a lossd server through a raw method stub with a prebuilt serialized request and
   the response left unparsed (server + transport only);
 - ``sdk``: ``LossClient.evaluate`` (request building, retry filter, response decoding);
@@ -26,8 +28,11 @@ from typing import Any, Callable
 
 import grpc
 import numpy as np
+from google.protobuf.wrappers_pb2 import BytesValue
 
 from bench import proc
+from bench.e2e import CHANNEL_OPTIONS
+from bench.echo_server import raw_stub as echo_raw_stub
 from bench.echo_server import stub as echo_stub
 
 ROOT = proc.ROOT
@@ -108,19 +113,20 @@ def main() -> None:
     channels = []
 
     def raw(t: str) -> Callable[[], Any]:
-        channel = grpc.insecure_channel(t)
+        channel = grpc.insecure_channel(t, options=CHANNEL_OPTIONS)
         channels.append(channel)
         call = channel.unary_unary("/lossd.v1.LossService/Evaluate")  # bytes in, bytes out
         return lambda: call(raw_request, timeout=60)
 
-    echo_channel = grpc.insecure_channel(echo_target)
+    echo_channel = grpc.insecure_channel(echo_target, options=CHANNEL_OPTIONS)
     channels.append(echo_channel)
-    echo = echo_stub(echo_channel)
+    echo, echo_raw = echo_stub(echo_channel), echo_raw_stub(echo_channel)
     payload = np.random.default_rng(1).bytes(args.payload)
+    serialized = BytesValue(value=payload).SerializeToString()
     sdk = LossClient(target, timeout=60)
     sdk_noretry = LossClient(target, timeout=60, retries=0)
     fns: dict[str, Callable[[], Any]] = {
-        "echo": lambda: echo(payload, 60), "raw": raw(target),
+        "echo": lambda: echo(payload, 60), "echo-raw": lambda: echo_raw(serialized, 60), "raw": raw(target),
         "sdk": lambda: sdk.evaluate("mse", x), "sdk-noretry": lambda: sdk_noretry.evaluate("mse", x)}
     worker = None
     if args.base:
