@@ -109,6 +109,15 @@ def inline(fn: Callable) -> Any:
     return numba.njit(inline="always", **_COMMON)(fn)
 
 
+def block(fn: Callable) -> Any:
+    """A large kernel body compiled once per argument types and *called* from kernels (not
+    inlined into their Numba IR): the per-block loop of a :func:`dual` kernel, shared by its
+    serial and parallel builds. Numba's parfor passes copy a prange body's IR several
+    times, so a body with inlined exp/log math made parallel builds compile 5x slower;
+    ``for b in prange(n_blocks): total += body(b, ...)`` keeps the parfor tiny."""
+    return numba.njit(**_COMMON)(fn)
+
+
 prange = numba.prange
 
 

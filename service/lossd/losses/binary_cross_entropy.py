@@ -12,82 +12,60 @@ rules (rank <= rank of x; default 1). With L(u) = max(log u, -100):
 log(1 - x) is evaluated as log1p(-x). ``mean`` divides by the element count M,
 ``batchmean`` by N; s is that factor (1 for none/sum).
 
-The broadcast operand is read through per-dimension element strides (0 on broadcast
-dimensions) over the collapsed shape of x: :func:`broadcast_plan` and
-:func:`bcast_index` (also used by ``sigmoid_cross_entropy``).
+The broadcast weight is read in vectorisable runs (:mod:`lossd.losses._blocks`); the
+logs are :mod:`lossd.kernels.vecmath`'s branch-free ones (log(0) = -Inf, clamped to -100).
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from lossd.core import checks
-from lossd.kernels.jit import boolean, dual, f64, for_floats, i64, inline, prange, ro, rw
+from lossd.kernels import vecmath
+from lossd.kernels.jit import block, boolean, dual, f64, for_floats, i64, inline, prange, ro, rw
 from lossd.kernels.reduction import scale
+from lossd.losses._blocks import BLOCK, blocks, broadcast_plan, gather
 from lossd.losses.common import finish, grad_buffer, grads_of, loss_buffer
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec
 
 
-def broadcast_plan(shape: tuple[int, ...], operand: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """(dims, strides): ``shape`` collapsed, and ``operand``'s element stride on each
-    collapsed dimension (0 where it is broadcast). ``operand=None`` means a (1,) array."""
-    rank = len(shape)
-    oshape = (1,) if operand is None else operand.shape
-    oshape = (1,) * (rank - len(oshape)) + tuple(oshape)
-    dims: list[int] = []
-    strides: list[int] = []
-    acc = 1
-    for d in range(rank - 1, -1, -1):
-        size = int(shape[d])
-        stride = acc if oshape[d] == size and size != 1 else 0
-        acc *= oshape[d]
-        if size == 1:
-            continue
-        if dims and strides[-1] * dims[-1] == stride:
-            dims[-1] *= size
-        else:
-            dims.append(size)
-            strides.append(stride)
-    if not dims:
-        dims, strides = [1], [0]
-    return np.array(dims[::-1], np.int64), np.array(strides[::-1], np.int64)
-
-
 @inline
-def bcast_index(i, dims, strides):  # pragma: no cover - compiled
-    """The element of a broadcast operand that flat index ``i`` of the full shape reads."""
-    if dims.size == 1:  # one collapsed dim (dims[0] == full size > i): i % size == i, no division
-        return i * strides[0]
-    j = 0
-    rem = i
-    for d in range(dims.size - 1, -1, -1):
-        size = dims[d]
-        j += (rem % size) * strides[d]
-        rem //= size
-    return j
+def _bce_terms(xi, yi, wi, s):  # pragma: no cover - compiled
+    """(loss, dR/dx, dR/dy) of one element, branch-free (log(0) = log1p(-1) = -Inf -> -100)."""
+    lx = max(vecmath.log(xi), -100.0)
+    l1x = max(vecmath.log1p(-xi), -100.0)
+    value = -wi * (yi * lx + (1.0 - yi) * l1x)
+    return value, s * wi * (xi - yi) / max(xi * (1.0 - xi), 1e-12), s * wi * (l1x - lx)
+
+
+@block
+def _bce_block(i0, x, y, w, wdims, wst, s, out, gx, gy, want_x, want_y):  # pragma: no cover - compiled
+    """Elements [i0, i0 + BLOCK) of :func:`_bce`; returns their loss sum."""
+    stop = min(i0 + BLOCK, x.size)
+    wb = np.empty(BLOCK)
+    gather(wb, w, wdims, wst, i0, stop)
+    keep = out.size > 0
+    # block views indexed from 0 (an index from an unknown i0 defeats LLVM's bounds analysis)
+    xb, yb, ob, gxb, gyb = x[i0:stop], y[i0:stop], out[i0:stop], gx[i0:stop], gy[i0:stop]
+    total = 0.0
+    for k in range(stop - i0):
+        value, g_x, g_y = _bce_terms(np.float64(xb[k]), np.float64(yb[k]), wb[k], s)
+        total += value
+        if keep:
+            ob[k] = value
+        if want_x:
+            gxb[k] = g_x
+        if want_y:
+            gyb[k] = g_y
+    return total
 
 
 @dual(for_floats(lambda f: f64(ro(f), ro(f), ro(f), ro(i64), ro(i64), f64, rw(f), rw(f), rw(f),
                                boolean, boolean)))
 def _bce(x, y, w, wdims, wst, s, out, gx, gy, want_x, want_y):  # pragma: no cover - compiled
-    keep = out.size > 0
     total = 0.0
-    for i in prange(x.size):
-        xi = np.float64(x[i])
-        yi = np.float64(y[i])
-        wi = np.float64(w[bcast_index(i, wdims, wst)])
-        lx = max(math.log(xi), -100.0) if xi > 0.0 else -100.0
-        l1x = max(math.log1p(-xi), -100.0) if xi < 1.0 else -100.0
-        value = -wi * (yi * lx + (1.0 - yi) * l1x)
-        total += value
-        if keep:
-            out[i] = value
-        if want_x:
-            gx[i] = s * wi * (xi - yi) / max(xi * (1.0 - xi), 1e-12)
-        if want_y:
-            gy[i] = s * wi * (l1x - lx)
+    for b in prange(blocks(x.size)):
+        total += _bce_block(b * BLOCK, x, y, w, wdims, wst, s, out, gx, gy, want_x, want_y)
     return total
 
 

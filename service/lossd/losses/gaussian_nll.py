@@ -26,9 +26,11 @@ import math
 import numpy as np
 
 from lossd.core import checks
-from lossd.kernels.jit import boolean, dual, f64, for_floats, i64, prange, ro, rw
+from lossd.kernels import vecmath
+from lossd.kernels.jit import block, boolean, dual, f64, for_floats, i64, prange, ro, rw
 from lossd.kernels.reduction import scale
 from lossd.losses import _elementwise
+from lossd.losses._blocks import BLOCK, blocks, broadcast_plan, gather
 from lossd.losses.common import finish, loss_buffer
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
 from lossd_client.errors import FieldViolation, InvalidArgument
@@ -36,32 +38,47 @@ from lossd_client.errors import FieldViolation, InvalidArgument
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
-@dual(for_floats(lambda f: f64(ro(f), ro(f), ro(f), i64, i64, f64, f64, boolean, f64, rw(f), rw(f),
-                               rw(f), rw(f64), boolean, boolean, boolean)))
-def _gaussian_nll(x, y, v, inner, block, v_scalar, eps, full, s, out, gx, gy, gv,
-                  want_x, want_y, want_v):  # pragma: no cover - compiled
+@block
+def _gaussian_block(i0, x, y, v, vdims, vst, v_scalar, eps, const, s, out, gx, gy, gv, want_x,
+                    want_y, want_v):  # pragma: no cover - compiled
+    """Elements [i0, i0 + BLOCK) of :func:`_gaussian_nll`; returns their loss sum."""
+    stop = min(i0 + BLOCK, x.size)
+    vb = np.empty(BLOCK)
+    if v.size > 0:
+        gather(vb, v, vdims, vst, i0, stop)
+    else:
+        vb[:] = v_scalar
     keep = out.size > 0
-    has_v = v.size > 0
-    const = HALF_LOG_2PI if full else 0.0
+    xb, yb, ob = x[i0:stop], y[i0:stop], out[i0:stop]
+    gxb, gyb, gvb = gx[i0:stop], gy[i0:stop], gv[i0:stop]
     total = 0.0
-    for i in prange(x.size):
-        vi = v_scalar
-        if has_v:
-            vi = np.float64(v[(i // block) * inner + i % inner])
-        vh = max(vi, eps)
-        d = np.float64(x[i]) - np.float64(y[i])
+    for k in range(stop - i0):
+        vh = max(vb[k], eps)
+        d = np.float64(xb[k]) - np.float64(yb[k])
         t = d / vh
         r = t * d
-        value = 0.5 * (math.log(vh) + r) + const
+        value = 0.5 * (vecmath.log(vh) + r) + const
         total += value
         if keep:
-            out[i] = value
+            ob[k] = value
         if want_x:
-            gx[i] = s * t
+            gxb[k] = s * t
         if want_y:
-            gy[i] = -s * t
+            gyb[k] = -s * t
         if want_v:
-            gv[i] = 0.5 * s * (1.0 - r) / vh
+            gvb[k] = 0.5 * s * (1.0 - r) / vh
+    return total
+
+
+@dual(for_floats(lambda f: f64(ro(f), ro(f), ro(f), ro(i64), ro(i64), f64, f64, boolean, f64, rw(f),
+                               rw(f), rw(f), rw(f64), boolean, boolean, boolean)))
+def _gaussian_nll(x, y, v, vdims, vst, v_scalar, eps, full, s, out, gx, gy, gv,
+                  want_x, want_y, want_v):  # pragma: no cover - compiled
+    const = HALF_LOG_2PI if full else 0.0
+    total = 0.0
+    for b in prange(blocks(x.size)):
+        total += _gaussian_block(b * BLOCK, x, y, v, vdims, vst, v_scalar, eps, const, s, out, gx, gy,
+                                 gv, want_x, want_y, want_v)
     return total
 
 
@@ -90,8 +107,12 @@ def compute(call: Call) -> LossOutput:
     var = call.get("var")
     if var is None:
         inner, block, v_scalar = 1, size, call.params["var"]
+        vdims, vst = broadcast_plan(x.shape, None)
     else:
         (inner, block), v_scalar = _layout(x.shape, var.shape), 0.0
+        # var of x's shape without the last dimension broadcasts along it: a trailing 1
+        aligned = var if var.ndim == x.ndim else var.reshape(var.shape + (1,))
+        vdims, vst = broadcast_plan(x.shape, aligned)
     s = scale(call.reduction, size, call.n)
     out = loss_buffer(call, size)
     names = ("input", "target")
@@ -99,7 +120,7 @@ def compute(call: Call) -> LossOutput:
     want_v = call.wants("var")
     gv = np.empty(size if want_v else 0, np.float64)
     total = _gaussian_nll.call(size, x.reshape(-1), call.inputs["target"].reshape(-1),
-                               _elementwise.flat(call, "var"), inner, block, float(v_scalar),
+                               _elementwise.flat(call, "var"), vdims, vst, float(v_scalar),
                                call.params["eps"], call.params["full"], s, out, gx, gy, gv,
                                call.wants("input"), call.wants("target"), want_v)
     grads = _elementwise.shaped_grads(call, names, (gx, gy))

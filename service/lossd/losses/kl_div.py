@@ -21,40 +21,64 @@ import math
 import numpy as np
 
 from lossd.core import checks
-from lossd.kernels.jit import boolean, dual, f64, for_floats, prange, ro, rw
+from lossd.kernels import vecmath
+from lossd.kernels.jit import block, boolean, dual, f64, for_floats, inline, prange, ro, rw
 from lossd.kernels.reduction import scale
+from lossd.losses._blocks import BLOCK, blocks
 from lossd.losses.common import finish, grad_buffer, grads_of, loss_buffer
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
 
 
-@dual(for_floats(lambda f: f64(ro(f), ro(f), boolean, f64, rw(f), rw(f), rw(f), boolean, boolean)))
-def _kl(x, t, log_target, s, out, gx, gt, want_x, want_t):  # pragma: no cover - compiled
-    keep = out.size > 0
+@inline
+def _terms(xi, ti, s, log_target):  # pragma: no cover - compiled
+    """(loss, dR/dx, dR/dt) of one element, branch-free; ``log_target`` is a literal at the
+    call site (one exp or one log per element)."""
+    if log_target:
+        p = vecmath.exp(ti)
+        d = ti - xi
+        value = p * d if d != 0.0 else 0.0
+        g_t = s * p * (d + 1.0) if d != -1.0 else 0.0
+    else:
+        positive = ti > 0.0
+        lp = vecmath.log(ti)
+        p = ti if positive else 0.0
+        value = ti * (lp - xi) if positive else 0.0
+        g_t = s * (lp + 1.0 - xi) if positive else -np.inf
+    return value, -s * p, g_t
+
+
+@inline
+def _run(xb, tb, s, ob, gxb, gtb, keep, want_x, want_t, log_target):  # pragma: no cover - compiled
+    """One block's element loop; returns the loss sum."""
     total = 0.0
-    for i in prange(x.size):
-        xi = np.float64(x[i])
-        ti = np.float64(t[i])
-        if log_target:
-            p = math.exp(ti)
-            d = ti - xi
-            value = p * d if d != 0.0 else 0.0
-            g_t = s * p * (d + 1.0) if d != -1.0 else 0.0
-        elif ti > 0.0:
-            p = ti
-            lp = math.log(ti)
-            value = ti * (lp - xi)
-            g_t = s * (lp + 1.0 - xi)
-        else:
-            p = 0.0
-            value = 0.0
-            g_t = -np.inf
+    for k in range(xb.size):
+        value, g_x, g_t = _terms(np.float64(xb[k]), np.float64(tb[k]), s, log_target)
         total += value
         if keep:
-            out[i] = value
+            ob[k] = value
         if want_x:
-            gx[i] = -s * p
+            gxb[k] = g_x
         if want_t:
-            gt[i] = g_t
+            gtb[k] = g_t
+    return total
+
+
+@block
+def _kl_block(i0, x, t, log_target, s, out, gx, gt, want_x, want_t):  # pragma: no cover - compiled
+    """Elements [i0, i0 + BLOCK) of :func:`_kl`, one loop per ``log_target``."""
+    stop = min(i0 + BLOCK, x.size)
+    keep = out.size > 0
+    xb, tb, ob, gxb, gtb = x[i0:stop], t[i0:stop], out[i0:stop], gx[i0:stop], gt[i0:stop]
+    if log_target:
+        return _run(xb, tb, s, ob, gxb, gtb, keep, want_x, want_t, True)
+    return _run(xb, tb, s, ob, gxb, gtb, keep, want_x, want_t, False)
+
+
+@dual(for_floats(lambda f: f64(ro(f), ro(f), boolean, f64, rw(f), rw(f), rw(f), boolean, boolean)))
+def _kl(x, t, log_target, s, out, gx, gt, want_x, want_t):  # pragma: no cover - compiled
+    total = 0.0
+    for b in prange(blocks(x.size)):
+        total += _kl_block(b * BLOCK, x, t, log_target, s, out, gx, gt, want_x, want_t)
     return total
 
 

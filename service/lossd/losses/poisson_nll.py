@@ -20,34 +20,66 @@ import math
 import numpy as np
 
 from lossd.core import checks
-from lossd.kernels.jit import boolean, dual, f64, for_floats, prange, ro, rw
+from lossd.kernels import vecmath
+from lossd.kernels.jit import block, boolean, dual, f64, for_floats, inline, prange, ro, rw
 from lossd.losses import _elementwise
+from lossd.losses._blocks import BLOCK, blocks
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
 
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
-@dual(for_floats(lambda f: f64(ro(f), ro(f), boolean, boolean, f64, f64, rw(f), rw(f), boolean)))
-def _poisson_nll(x, y, log_input, full, eps, s, out, gx, want_x):  # pragma: no cover - compiled
-    keep = out.size > 0
+@inline
+def _terms(xi, yi, eps, s, log_input, full):  # pragma: no cover - compiled
+    """(loss, dR/dx) of one element; ``log_input`` and ``full`` are literals at the call
+    site (one exp or one log per element, plus one log for the Stirling term)."""
+    if log_input:
+        e = vecmath.exp(xi)
+        v = e - yi * xi
+        g = s * (e - yi)
+    else:
+        v = xi - yi * vecmath.log(xi + eps)
+        g = s * (1.0 - yi / (xi + eps))
+    if full:
+        ly = vecmath.log(yi)
+        v += yi * ly - yi + 0.5 * ly + HALF_LOG_2PI if yi > 1.0 else 0.0
+    return v, g
+
+
+@inline
+def _run(xb, yb, eps, s, ob, gxb, keep, want_x, log_input, full):  # pragma: no cover - compiled
+    """One block's element loop; returns the loss sum."""
     total = 0.0
-    for i in prange(x.size):
-        xi = np.float64(x[i])
-        yi = np.float64(y[i])
-        if log_input:
-            e = math.exp(xi)
-            v = e - yi * xi
-            g = s * (e - yi)
-        else:
-            v = xi - yi * math.log(xi + eps)
-            g = s * (1.0 - yi / (xi + eps))
-        if full and yi > 1.0:
-            v += yi * math.log(yi) - yi + 0.5 * math.log(yi) + HALF_LOG_2PI
+    for k in range(xb.size):
+        v, g = _terms(np.float64(xb[k]), np.float64(yb[k]), eps, s, log_input, full)
         total += v
         if keep:
-            out[i] = v
+            ob[k] = v
         if want_x:
-            gx[i] = g
+            gxb[k] = g
+    return total
+
+
+@block
+def _poisson_block(i0, x, y, log_input, full, eps, s, out, gx, want_x):  # pragma: no cover - compiled
+    """Elements [i0, i0 + BLOCK) of :func:`_poisson_nll`: one loop per (log_input, full)."""
+    stop = min(i0 + BLOCK, x.size)
+    keep = out.size > 0
+    xb, yb, ob, gxb = x[i0:stop], y[i0:stop], out[i0:stop], gx[i0:stop]
+    if log_input:
+        if full:
+            return _run(xb, yb, eps, s, ob, gxb, keep, want_x, True, True)
+        return _run(xb, yb, eps, s, ob, gxb, keep, want_x, True, False)
+    if full:
+        return _run(xb, yb, eps, s, ob, gxb, keep, want_x, False, True)
+    return _run(xb, yb, eps, s, ob, gxb, keep, want_x, False, False)
+
+
+@dual(for_floats(lambda f: f64(ro(f), ro(f), boolean, boolean, f64, f64, rw(f), rw(f), boolean)))
+def _poisson_nll(x, y, log_input, full, eps, s, out, gx, want_x):  # pragma: no cover - compiled
+    total = 0.0
+    for b in prange(blocks(x.size)):
+        total += _poisson_block(b * BLOCK, x, y, log_input, full, eps, s, out, gx, want_x)
     return total
 
 

@@ -18,44 +18,64 @@ BATCH_SIZE normalisation); s is that factor (1 for none/sum).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from lossd.core import checks
-from lossd.kernels.jit import boolean, dual, f64, for_floats, i64, prange, ro, rw
+from lossd.kernels import vecmath
+from lossd.kernels.jit import block, boolean, dual, f64, for_floats, i64, inline, prange, ro, rw
 from lossd.kernels.reduction import scale
-from lossd.losses.binary_cross_entropy import bcast_index, broadcast_plan
+from lossd.losses._blocks import BLOCK, blocks, broadcast_plan, gather
 from lossd.losses.common import finish, grad_buffer, grads_of, loss_buffer
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec
+
+
+@inline
+def _sce_terms(xi, yi, wi, pi, s):  # pragma: no cover - compiled
+    """(loss, dR/dx, dR/dy) of one element, branch-free."""
+    # one exp and one log1p per element: softplus(+-x) = max(+-x, 0) + log1p(t) and
+    # sigmoid(x) = 1/(1 + t) (x >= 0) or t/(1 + t), all from t = exp(-|x|)
+    t = vecmath.exp(-abs(xi))
+    lt = vecmath.log1p(t)
+    sp_neg = max(-xi, 0.0) + lt
+    sp_pos = max(xi, 0.0) + lt
+    py = pi * yi
+    value = wi * (py * sp_neg + (1.0 - yi) * sp_pos)
+    sig = (1.0 if xi >= 0.0 else t) / (1.0 + t)
+    return value, s * wi * (sig * (py + 1.0 - yi) - py), s * wi * (pi * sp_neg - sp_pos)
+
+
+@block
+def _sce_block(i0, x, y, w, wdims, wst, pw, pdims, pst, s, out, gx, gy, want_x,
+               want_y):  # pragma: no cover - compiled
+    """Elements [i0, i0 + BLOCK) of :func:`_sce`; returns their loss sum."""
+    stop = min(i0 + BLOCK, x.size)
+    wb = np.empty(BLOCK)
+    gather(wb, w, wdims, wst, i0, stop)
+    pb = np.empty(BLOCK)
+    gather(pb, pw, pdims, pst, i0, stop)
+    keep = out.size > 0
+    # block views indexed from 0 (an index from an unknown i0 defeats LLVM's bounds analysis)
+    xb, yb, ob, gxb, gyb = x[i0:stop], y[i0:stop], out[i0:stop], gx[i0:stop], gy[i0:stop]
+    total = 0.0
+    for k in range(stop - i0):
+        value, g_x, g_y = _sce_terms(np.float64(xb[k]), np.float64(yb[k]), wb[k], pb[k], s)
+        total += value
+        if keep:
+            ob[k] = value
+        if want_x:
+            gxb[k] = g_x
+        if want_y:
+            gyb[k] = g_y
+    return total
 
 
 @dual(for_floats(lambda f: f64(ro(f), ro(f), ro(f), ro(i64), ro(i64), ro(f), ro(i64), ro(i64), f64,
                                rw(f), rw(f), rw(f), boolean, boolean)))
 def _sce(x, y, w, wdims, wst, pw, pdims, pst, s, out, gx, gy, want_x, want_y):  # pragma: no cover
-    keep = out.size > 0
     total = 0.0
-    for i in prange(x.size):
-        xi = np.float64(x[i])
-        yi = np.float64(y[i])
-        wi = np.float64(w[bcast_index(i, wdims, wst)])
-        pi = np.float64(pw[bcast_index(i, pdims, pst)])
-        # one exp and one log1p per element: softplus(+-x) = max(+-x, 0) + log1p(t) and
-        # sigmoid(x) = 1/(1 + t) (x >= 0) or t/(1 + t), all from t = exp(-|x|)
-        t = math.exp(-abs(xi))
-        lt = math.log1p(t)
-        sp_neg = max(-xi, 0.0) + lt
-        sp_pos = max(xi, 0.0) + lt
-        py = pi * yi
-        value = wi * (py * sp_neg + (1.0 - yi) * sp_pos)
-        total += value
-        if keep:
-            out[i] = value
-        if want_x:
-            sig = (1.0 if xi >= 0.0 else t) / (1.0 + t)
-            gx[i] = s * wi * (sig * (py + 1.0 - yi) - py)
-        if want_y:
-            gy[i] = s * wi * (pi * sp_neg - sp_pos)
+    for b in prange(blocks(x.size)):
+        total += _sce_block(b * BLOCK, x, y, w, wdims, wst, pw, pdims, pst, s, out, gx, gy,
+                            want_x, want_y)
     return total
 
 

@@ -12,31 +12,46 @@ log(1 + exp(.)) returns +Inf once exp overflows. ``mean`` divides by M, ``batchm
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from lossd.core import checks
-from lossd.kernels.jit import boolean, dual, f64, for_floats, prange, ro, rw
+from lossd.kernels import vecmath
+from lossd.kernels.jit import block, boolean, dual, f64, for_floats, inline, prange, ro, rw
 from lossd.losses import _elementwise
+from lossd.losses._blocks import BLOCK, blocks
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec
+
+
+@inline
+def _terms(xi, yi, s):  # pragma: no cover - compiled
+    """(loss, dR/dx) of one element: softplus(z) and sigmoid(z), z = -y x, share t = exp(-|z|)."""
+    z = -yi * xi
+    t = vecmath.exp(-abs(z))
+    return max(z, 0.0) + vecmath.log1p(t), -s * yi * ((1.0 if z >= 0.0 else t) / (1.0 + t))
+
+
+@block
+def _soft_margin_block(i0, x, y, s, out, gx, want_x):  # pragma: no cover - compiled
+    """Elements [i0, i0 + BLOCK) of :func:`_soft_margin`; returns their loss sum."""
+    stop = min(i0 + BLOCK, x.size)
+    keep = out.size > 0
+    xb, yb, ob, gxb = x[i0:stop], y[i0:stop], out[i0:stop], gx[i0:stop]
+    total = 0.0
+    for k in range(stop - i0):
+        v, g = _terms(np.float64(xb[k]), np.float64(yb[k]), s)
+        total += v
+        if keep:
+            ob[k] = v
+        if want_x:
+            gxb[k] = g
+    return total
 
 
 @dual(for_floats(lambda f: f64(ro(f), ro(f), f64, rw(f), rw(f), boolean)))
 def _soft_margin(x, y, s, out, gx, want_x):  # pragma: no cover - compiled
-    keep = out.size > 0
     total = 0.0
-    for i in prange(x.size):
-        yi = np.float64(y[i])
-        z = -yi * np.float64(x[i])
-        # softplus(z) and sigmoid(z) share t = exp(-|z|): one exp per element
-        t = math.exp(-abs(z))
-        v = max(z, 0.0) + math.log1p(t)
-        total += v
-        if keep:
-            out[i] = v
-        if want_x:
-            gx[i] = -s * yi * ((1.0 if z >= 0.0 else t) / (1.0 + t))
+    for b in prange(blocks(x.size)):
+        total += _soft_margin_block(b * BLOCK, x, y, s, out, gx, want_x)
     return total
 
 

@@ -1,0 +1,201 @@
+"""A/B of the elementwise transcendental losses: this tree vs an older lossd vs PyTorch eager.
+
+Forward + all gradients (bench.cases' inputs and gradient lists), float32, at the given
+sizes and thread counts. Each contender runs in its own worker process per thread count
+(NUMBA_NUM_THREADS / torch threads pinned); the parent asks one worker at a time, rotating
+the order every round, and reports medians of per-round medians, plus the STREAM-style
+triad bandwidth of this machine for the % of memory bandwidth at the largest size.
+
+    git worktree add /tmp/old_lossd <commit>
+    python -m bench.ab_transcendental --old /tmp/old_lossd [--threads 1,2] [--sizes 1e5,1e7]
+
+The old tree's ``lossd`` is imported through PYTHONPATH (its ``service/``), with its own
+NUMBA_CACHE_DIR (``--old-cache``; the new tree's is ``--cache``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+LOSSES = ("binary_cross_entropy", "sigmoid_cross_entropy", "soft_margin", "sigmoid_focal", "kl_div",
+          "poisson_nll", "gaussian_nll")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PREFIX = "@@"
+
+
+def _case(loss: str, n: int):
+    """(inputs, params, grads): bench.cases' inputs; every differentiable float input, as
+    ``make bench`` does (BCE: input only, PyTorch has no target gradient)."""
+    from bench import cases
+    from lossd.losses.registry import BY_ID
+
+    inputs, params = cases.build(loss, {"n": n})
+    case = cases.CASES[loss]
+    grads = list(case.grads) if case.grads is not None else \
+        [i.name for i in BY_ID[loss].inputs if i.differentiable and i.name in inputs]
+    return inputs, params, grads
+
+
+def _make(contender: str, loss: str, n: int):
+    inputs, params, grads = _case(loss, n)
+    if contender == "torch":
+        import torch
+
+        from bench.contenders import torch_loss
+
+        f = torch_loss(loss)
+        tensors = {k: torch.from_numpy(v) for k, v in inputs.items()}
+        leaves = [tensors[g].requires_grad_() for g in grads]
+
+        def fn():
+            for leaf in leaves:
+                leaf.grad = None
+            f(tensors, params).backward()
+        return fn
+    from lossd.core.evaluate import run
+    from lossd.core.validation import prepare
+
+    call = prepare(loss, inputs, params, grads)
+    return lambda: run(call)
+
+
+def worker(contender: str, threads: int) -> None:
+    if contender == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+    else:
+        import numba
+
+        numba.set_num_threads(threads)
+        from lossd import warmup  # noqa: F401 - compiles or loads every kernel
+    current: tuple | None = None
+    fn = None
+    print(PREFIX + json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        if cmd["op"] == "triad":
+            print(PREFIX + json.dumps({"bw": triad(cmd["n"])}), flush=True)
+            continue
+        key = (cmd["loss"], cmd["n"])
+        if key != current:
+            fn, current = None, None
+            fn, current = _make(contender, *key), key
+            fn()
+        reps = max(1, int(2e-3 / max(cmd.get("hint", 1e-3), 1e-6)))
+        samples = []
+        for _ in range(cmd["samples"]):
+            t = time.perf_counter()
+            for _ in range(reps):
+                fn()
+            samples.append((time.perf_counter() - t) / reps)
+        inputs, _, grads = _case(cmd["loss"], 4)
+        print(PREFIX + json.dumps({"median": statistics.median(samples), "arrays": len(inputs) + len(grads)}),
+              flush=True)
+
+
+def triad(n: int) -> float:
+    """Best-of-5 STREAM triad bandwidth (bytes/s, 3 float64 arrays) in Numba."""
+    import numba
+
+    @numba.njit(parallel=True, fastmath=True, cache=False)
+    def _triad(a, b, c, s):  # pragma: no cover - compiled
+        for i in numba.prange(a.size):
+            a[i] = b[i] + s * c[i]
+
+    a, b, c = np.zeros(n), np.ones(n), np.full(n, 2.0)
+    _triad(a, b, c, 3.0)
+    best = 0.0
+    for _ in range(5):
+        t = time.perf_counter()
+        _triad(a, b, c, 3.0)
+        best = max(best, 24 * n / (time.perf_counter() - t))
+    return best
+
+
+class Remote:
+    def __init__(self, contender: str, threads: int, tree: str, cache: str) -> None:
+        env = dict(os.environ)
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+            env[var] = str(threads)
+        env["NUMBA_CACHE_DIR"] = cache
+        paths = [os.path.join(tree, "service"), os.path.join(tree, "client"), ROOT]
+        env["PYTHONPATH"] = os.pathsep.join(paths)
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.ab_transcendental", "--worker", contender,
+                                      "--threads", str(threads)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        self.read()
+
+    def read(self) -> dict:
+        for line in self.proc.stdout:
+            if line.startswith(PREFIX):
+                return json.loads(line[len(PREFIX):])
+        raise RuntimeError(f"worker exited with {self.proc.wait()}")
+
+    def ask(self, cmd: dict) -> dict:
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        return self.read()
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(60)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--worker")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--old")
+    ap.add_argument("--sizes", default="1e5,1e7")
+    ap.add_argument("--losses", default=",".join(LOSSES))
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--cache", default="/tmp/ab_transcendental_cache", help="NUMBA_CACHE_DIR of the new tree")
+    ap.add_argument("--old-cache", default="/tmp/ab_transcendental_cache_old")
+    args = ap.parse_args()
+    if args.worker:
+        worker(args.worker, int(args.threads))
+        return
+    sizes = [int(float(s)) for s in args.sizes.split(",")]
+    for threads in [int(t) for t in args.threads.split(",")]:
+        workers = {"new": Remote("lossd", threads, ROOT, args.cache),
+                   "old": Remote("lossd", threads, args.old, args.old_cache),
+                   "torch": Remote("torch", threads, ROOT, args.cache)}
+        bw = workers["new"].ask({"op": "triad", "n": 20_000_000})["bw"]
+        print(f"## {threads} thread(s): triad {bw / 1e9:.1f} GB/s")
+        print("| loss | n | old | new | torch | new/old | new/torch | new % triad |")
+        print("|---|---|---|---|---|---|---|---|")
+        for loss in args.losses.split(","):
+            for n in sizes:
+                per: dict[str, list[float]] = {name: [] for name in workers}
+                arrays = 0
+                hint = {name: 1e-3 for name in workers}
+                for r in range(args.rounds):
+                    order = list(workers)[r % 3:] + list(workers)[:r % 3]
+                    for name in order:
+                        reply = workers[name].ask({"op": "run", "loss": loss, "n": n, "samples": 3,
+                                                   "hint": hint[name]})
+                        t = reply["median"]
+                        arrays = reply.get("arrays", arrays)
+                        per[name].append(t)
+                        hint[name] = t
+                med = {k: statistics.median(v) for k, v in per.items()}
+                nbytes = 4 * n * arrays  # float32 inputs read + gradients written
+                print(f"| {loss} | {n:.0e} | {med['old'] * 1e3:.3f} ms | {med['new'] * 1e3:.3f} ms | "
+                      f"{med['torch'] * 1e3:.3f} ms | {med['new'] / med['old']:.2f} | "
+                      f"{med['new'] / med['torch']:.2f} | {100 * nbytes / med['new'] / bw:.0f}% |",
+                      flush=True)
+        for w in workers.values():
+            w.close()
+
+
+if __name__ == "__main__":
+    main()
