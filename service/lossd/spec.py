@@ -189,6 +189,10 @@ class LossSpec:
     def differentiable(self) -> tuple[str, ...]:
         return tuple(i.name for i in self.inputs if i.differentiable)
 
+    @cached_property
+    def differentiable_set(self) -> frozenset[str]:
+        return frozenset(self.differentiable)
+
 
 def check_param_value(param: ParamSpec, value: Any) -> Any:
     """Type-check and range-check one parameter value; return it normalised.

@@ -10,6 +10,7 @@ from lossd.core.evaluate import evaluate
 from lossd.losses._pool import POOL, BufferPool
 
 N = 1 << 19  # 2 MiB of float32: pooled
+F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
 def _pair(seed: int, dtype=np.float32):
@@ -54,31 +55,31 @@ def test_released_buffers_are_reused():
 
 def test_small_arrays_are_not_pooled():
     pool = BufferPool(min_bytes=1 << 20, max_bytes=1 << 30)
-    a = pool.empty((10, 10), np.float32)
+    a = pool.empty((10, 10), F32)
     assert a.shape == (10, 10) and pool.held_bytes() == 0
 
 
 def test_the_cap_drops_free_arrays_and_never_busy_ones():
     pool = BufferPool(min_bytes=1, max_bytes=1000)
-    busy = pool.empty(100, np.float64)  # 800 bytes, kept
-    other = pool.empty(50, np.float32)  # 200 bytes: fits exactly
+    busy = pool.empty(100, F64)  # 800 bytes, kept
+    other = pool.empty(50, F32)  # 200 bytes: fits exactly
     assert pool.held_bytes() == 1000
     del other
-    third = pool.empty(40, np.float32)  # the free 200 bytes are dropped for it
+    third = pool.empty(40, F32)  # the free 200 bytes are dropped for it
     assert pool.held_bytes() == 960
-    fourth = pool.empty(60, np.float32)  # does not fit next to busy + third: not pooled
+    fourth = pool.empty(60, F32)  # does not fit next to busy + third: not pooled
     assert pool.held_bytes() == 960 and fourth.size == 60
-    assert pool.empty(100, np.float64) is not busy
+    assert pool.empty(100, F64) is not busy
     del busy, third
 
 
 def test_shape_and_dtype_must_match():
     pool = BufferPool(min_bytes=1, max_bytes=1 << 20)
-    a = pool.empty((4, 8), np.float32)
+    a = pool.empty((4, 8), F32)
     address = _address(a)
     del a
-    assert _address(pool.empty(32, np.float64)) != address
-    b = pool.empty((8, 4), np.float32)
+    assert _address(pool.empty(32, F64)) != address
+    b = pool.empty((8, 4), F32)
     assert b.shape == (8, 4) and _address(b) == address
 
 

@@ -128,8 +128,11 @@ def _check_values(name: str, a: np.ndarray, allowed: tuple[int, int], words: str
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
-    a = np.asarray(a, order="C")
-    if a.flags.writeable:
+    flags = a.flags
+    if not flags.c_contiguous:
+        a = np.ascontiguousarray(a)
+        flags = a.flags
+    if flags.writeable:
         a = a.view()
         a.flags.writeable = False
     return a
@@ -164,12 +167,13 @@ def _check_params(spec: LossSpec, params: Mapping[str, Any] | None) -> dict[str,
 def _check_grads(spec: LossSpec, arrays: Mapping[str, np.ndarray],
                  grads: Iterable[str] | None) -> frozenset[str]:
     declared = spec.differentiable
+    if grads is None:
+        given = [n for n in declared if n in arrays and arrays[n].dtype.kind == "f"]
+        return spec.differentiable_set if len(given) == len(declared) else frozenset(given)
 
     def differentiable(name: str) -> bool:
         return name in declared and arrays[name].dtype.kind == "f"
 
-    if grads is None:
-        return frozenset(n for n in declared if n in arrays and arrays[n].dtype.kind == "f")
     names = list(grads)
     seen: set[str] = set()
     for name in names:

@@ -108,7 +108,7 @@ def run(call: Call, kern: Dual, diff: Sequence[str], data: Sequence[str] = (),
         args.append(a)
         w = name in wanted
         wants.append(w)
-        bufs.append(POOL.empty(a.shape, dtype) if w else placeholder(dtype, ndim))
+        bufs.append(POOL.empty(a.shape, dtype, a.size) if w else placeholder(dtype, ndim))
     for name in data:
         args.append(_view(inputs.get(name), dtype, False))
     out = POOL.empty(count, dtype) if reduction is Reduction.NONE else placeholder(dtype, 1)

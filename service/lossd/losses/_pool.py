@@ -37,10 +37,11 @@ class BufferPool:
         self._arrays: list[np.ndarray] = []  # 1-D, least recently handed out first
         self._lock = threading.Lock()
 
-    def empty(self, shape: tuple[int, ...] | int, dtype: np.dtype) -> np.ndarray:
-        """An uninitialised array of ``shape`` and ``dtype``, recycled when large."""
-        size = shape if isinstance(shape, int) else math.prod(shape)
-        dtype = np.dtype(dtype)
+    def empty(self, shape: tuple[int, ...] | int, dtype: np.dtype, size: int = -1) -> np.ndarray:
+        """An uninitialised array of ``shape`` and ``dtype`` (an ``np.dtype``), recycled when
+        large; ``size``: the element count when the caller knows it (saves a product)."""
+        if size < 0:
+            size = shape if isinstance(shape, int) else math.prod(shape)
         if size * dtype.itemsize < self.min_bytes or self.max_bytes <= 0:
             return np.empty(shape, dtype)
         with self._lock:
