@@ -156,7 +156,7 @@ def encode_request(loss: str, inputs: Mapping[str, Any], params: Mapping[str, An
     """The serialized EvaluateRequest: through the generated message when small (faster
     there), written directly by :func:`request_bytes` when large (fewer copies)."""
     arrays = {name: np.asarray(value) for name, value in inputs.items()}
-    if sum(a.nbytes for a in arrays.values()) < wire.ZERO_COPY_MIN_BYTES:
+    if sum(a.nbytes for a in arrays.values()) < wire.PIECEWISE_MIN_BYTES:
         return build_request(loss, arrays, params, grads, request_id).SerializeToString()
     return request_bytes(loss, arrays, params, grads, request_id)
 

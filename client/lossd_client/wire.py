@@ -36,8 +36,11 @@ STREAM_RESPONSE_PATHS: Paths = {1: RESPONSE_PATHS}  # EvaluateStreamResponse.res
 REF_BYTES = 8
 
 #: messages smaller than this are parsed the ordinary way: copying their tensors costs
-#: less than scanning them in Python
-ZERO_COPY_MIN_BYTES = 32 * 1024
+#: less than scanning them in Python (an in-process A/B: about even at 128 KiB)
+ZERO_COPY_MIN_BYTES = 256 * 1024
+#: messages whose tensors hold at least this many bytes are written piecewise; smaller ones
+#: through the generated message (faster there; about even at 64 KiB)
+PIECEWISE_MIN_BYTES = 64 * 1024
 
 LEN = 2
 
@@ -116,6 +119,8 @@ def join(pieces: Iterable[Piece]) -> bytes:
 # ---------------------------------------------------------------------------- decoding
 
 def _varint(buf: Any, pos: int, end: int) -> tuple[int, int]:
+    if pos < end and buf[pos] < 0x80:  # one byte: most tags and small lengths
+        return buf[pos], pos + 1
     result = shift = 0
     while True:
         if pos >= end or shift > 63:
@@ -159,7 +164,7 @@ def _rebuild(buf: Any, pos: int, end: int, paths: Paths, views: list[memoryview]
                 else:
                     inner: list[Piece] = []
                     _rebuild(buf, body, pos, sub, views, inner)
-                    out += [buf[start:tag_end], varint(sum(len(p) for p in inner)), *inner]
+                    out += [buf[start:tag_end], varint(sum([len(p) for p in inner])), *inner]
         else:  # groups (3, 4) and the invalid wire types 6, 7
             raise Unusual(f"wire type {wire}")
         if pos > end:

@@ -88,7 +88,7 @@ def test_response_pieces_parse_to_the_generated_response(array):
     assert back.grads["input"].dtype == array.dtype.newbyteorder("<")
 
 
-@pytest.mark.parametrize("n", [3, wire.ZERO_COPY_MIN_BYTES])  # generated path, piecewise path
+@pytest.mark.parametrize("n", [3, wire.PIECEWISE_MIN_BYTES])  # generated path, piecewise path
 def test_encode_response_both_paths(n):
     result = _result({"input": np.arange(n, dtype=np.float32)})
     expected = convert.encode_result(result)
@@ -277,7 +277,7 @@ def test_tensor_without_data_decodes_as_empty():
 
 
 def test_evaluate_large_and_small_through_the_server(client):
-    for n in (8, wire.ZERO_COPY_MIN_BYTES):
+    for n in (8, wire.PIECEWISE_MIN_BYTES // 4 + 1, wire.ZERO_COPY_MIN_BYTES):  # each path
         x = np.linspace(-1, 1, n, dtype=np.float32)
         y = x[::-1].copy()
         result = client.evaluate("mse", {"input": x, "target": y}, {"reduction": "sum"})

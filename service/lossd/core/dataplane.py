@@ -90,12 +90,9 @@ class DataPlane:
                 release()
         loop = asyncio.get_running_loop()
         abandoned = threading.Event()  # set when the caller went away (cancel or deadline)
-        # The result comes back through ``held``, not as the future's result: the executor's
-        # future outlives this call (asyncio's wrapper keeps it), and with it the gradients.
-        held: list[EvaluateResult] = []
         try:
-            future = self.executor.submit(self._work_held, held, loss, inputs, params, grads,
-                                          request_id, timings, deadline, queued, abandoned)
+            future = self.executor.submit(self._work, loss, inputs, params, grads, request_id,
+                                          timings, deadline, queued, abandoned)
         except BaseException:
             release()
             raise
@@ -111,14 +108,10 @@ class DataPlane:
         # cancelled while computing keeps its slot until the kernel returns.
         future.add_done_callback(done)
         try:
-            await asyncio.wrap_future(future)
+            return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
             abandoned.set()
             raise
-        return held.pop()
-
-    def _work_held(self, held: list[EvaluateResult], *args: Any) -> None:
-        held.append(self._work(*args))
 
     def _work(self, loss: str, inputs: Mapping[str, Any], params: Mapping[str, Any],
               grads: Iterable[str] | None, request_id: str, timings: Timings,

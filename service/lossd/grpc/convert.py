@@ -126,7 +126,7 @@ def encode_response(result: EvaluateResult, request_id: str, stream: bool = Fals
     when ``stream``) and the size of the EvaluateResponse in it: written piecewise when
     large, through the generated message (faster for small ones) otherwise."""
     arrays = [result.loss, *result.grads.values(), *result.outputs.values()]
-    if sum(np.asarray(a).nbytes for a in arrays) >= wire.ZERO_COPY_MIN_BYTES:
+    if sum(np.asarray(a).nbytes for a in arrays) >= wire.PIECEWISE_MIN_BYTES:
         pieces = response_pieces(result, request_id)
         size = sum(len(p) for p in pieces)
         return wire.join(stream_response_pieces(pieces, request_id) if stream else pieces), size
