@@ -27,7 +27,9 @@ REPORT = re.compile(r"lossd numba compilations: warm-up (\d+), after ready (\d+)
 
 #: sizes around the parallel threshold (4096 elements) for each input family.
 PARALLEL_DIMS = {"ew": {"n": 5000}, "rows": {"n": 64, "d": 100}, "triplet": {"n": 64, "d": 100},
-                 "ce": {"n": 500, "c": 10}, "face": {"n": 64, "d": 16, "c": 300}, "attr": {"n": 200, "a": 40}}
+                 "ce": {"n": 500, "c": 10}, "face": {"n": 64, "d": 16, "c": 300}, "attr": {"n": 200, "a": 40},
+                 "center": {"n": 64, "d": 100, "c": 10}, "pairwise": {"n": 64, "d": 100},
+                 "image": {"n": 1, "c": 3, "h": 40, "w": 40}}
 
 
 def _requests() -> list[tuple[str, dict[str, Any], dict[str, Any], Any]]:
