@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 
 import numpy as np
 
-PREFIX = "@@"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench.kernels import PREFIX, ROOT, Remote, tree_env
 
 
 def _per_call(fn, budget: float) -> list[float]:
@@ -86,35 +83,6 @@ def worker(contender: str, threads: int) -> None:
         sys.stdout.flush()
 
 
-class Remote:
-    def __init__(self, contender: str, threads: int, trees: dict[str, str]) -> None:
-        env = dict(os.environ)
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
-            env[var] = str(threads)
-        if contender in trees:
-            tree = trees[contender]
-            env["PYTHONPATH"] = os.pathsep.join([f"{tree}/service", f"{tree}/client", ROOT])
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.ab_overhead", "--worker", contender,
-                                      "--threads", str(threads)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-        self.read()
-
-    def read(self):
-        for line in self.proc.stdout:
-            if line.startswith(PREFIX):
-                return json.loads(line[len(PREFIX):])
-        raise RuntimeError("worker exited")
-
-    def ask(self, **cmd):
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-        return self.read()
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(30)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--worker")
@@ -133,7 +101,9 @@ def main(argv=None) -> int:
           "new/old run | new/old evaluate | new run/NumPy |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for threads in (int(t) for t in args.threads.split(",")):
-        remotes = {c: Remote(c, threads, {"old": args.old, "new": args.new}) for c in ("old", "new", "numpy")}
+        trees = {"old": args.old, "new": args.new}
+        remotes = {c: Remote(c, threads, "bench.ab_overhead", tree_env(threads, trees.get(c)))
+                   for c in ("old", "new", "numpy")}
         jobs = [("old", "run"), ("new", "run"), ("old", "evaluate"), ("new", "evaluate"), ("numpy", "-")]
         for loss in args.losses.split(","):
             for size in args.sizes.split(","):
@@ -141,7 +111,7 @@ def main(argv=None) -> int:
                 for r in range(args.rounds):
                     for c, mode in jobs[r % len(jobs):] + jobs[:r % len(jobs)]:
                         cmd = {"mode": mode, "loss": loss, "size": size, "budget": args.budget}
-                        samples[(c, mode)] += remotes[c].ask(**cmd)
+                        samples[(c, mode)] += remotes[c].ask(cmd)
                 med = {j: statistics.median(v) * 1e6 for j, v in samples.items()}
                 o_r, n_r, o_e, n_e, num = (med[j] for j in jobs)
                 print(f"| {threads} | {loss} | {size} | {o_r:.1f} | {n_r:.1f} | {o_e:.1f} | {n_e:.1f} | "

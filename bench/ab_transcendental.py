@@ -17,18 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 
-import numpy as np
+from bench.kernels import PREFIX, ROOT, Remote, tree_env, triad
 
 LOSSES = ("binary_cross_entropy", "sigmoid_cross_entropy", "soft_margin", "sigmoid_focal", "kl_div",
           "poisson_nll", "gaussian_nll")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PREFIX = "@@"
+MODULE = "bench.ab_transcendental"
 
 
 def _case(loss: str, n: int):
@@ -47,19 +44,9 @@ def _case(loss: str, n: int):
 def _make(contender: str, loss: str, n: int):
     inputs, params, grads = _case(loss, n)
     if contender == "torch":
-        import torch
+        from bench.contenders import torch_step
 
-        from bench.contenders import torch_loss
-
-        f = torch_loss(loss)
-        tensors = {k: torch.from_numpy(v) for k, v in inputs.items()}
-        leaves = [tensors[g].requires_grad_() for g in grads]
-
-        def fn():
-            for leaf in leaves:
-                leaf.grad = None
-            f(tensors, params).backward()
-        return fn
+        return torch_step(loss, inputs, params, grads)[0]
     from lossd.core.evaluate import run
     from lossd.core.validation import prepare
 
@@ -83,7 +70,7 @@ def worker(contender: str, threads: int) -> None:
     for line in sys.stdin:
         cmd = json.loads(line)
         if cmd["op"] == "triad":
-            print(PREFIX + json.dumps({"bw": triad(cmd["n"])}), flush=True)
+            print(PREFIX + json.dumps({"bw": max(triad(cmd["n"], 5))}), flush=True)
             continue
         key = (cmd["loss"], cmd["n"])
         if key != current:
@@ -102,54 +89,6 @@ def worker(contender: str, threads: int) -> None:
               flush=True)
 
 
-def triad(n: int) -> float:
-    """Best-of-5 STREAM triad bandwidth (bytes/s, 3 float64 arrays) in Numba."""
-    import numba
-
-    @numba.njit(parallel=True, fastmath=True, cache=False)
-    def _triad(a, b, c, s):  # pragma: no cover - compiled
-        for i in numba.prange(a.size):
-            a[i] = b[i] + s * c[i]
-
-    a, b, c = np.zeros(n), np.ones(n), np.full(n, 2.0)
-    _triad(a, b, c, 3.0)
-    best = 0.0
-    for _ in range(5):
-        t = time.perf_counter()
-        _triad(a, b, c, 3.0)
-        best = max(best, 24 * n / (time.perf_counter() - t))
-    return best
-
-
-class Remote:
-    def __init__(self, contender: str, threads: int, tree: str, cache: str) -> None:
-        env = dict(os.environ)
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
-            env[var] = str(threads)
-        env["NUMBA_CACHE_DIR"] = cache
-        paths = [os.path.join(tree, "service"), os.path.join(tree, "client"), ROOT]
-        env["PYTHONPATH"] = os.pathsep.join(paths)
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.ab_transcendental", "--worker", contender,
-                                      "--threads", str(threads)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-        self.read()
-
-    def read(self) -> dict:
-        for line in self.proc.stdout:
-            if line.startswith(PREFIX):
-                return json.loads(line[len(PREFIX):])
-        raise RuntimeError(f"worker exited with {self.proc.wait()}")
-
-    def ask(self, cmd: dict) -> dict:
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-        return self.read()
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(60)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--worker")
@@ -166,9 +105,9 @@ def main() -> None:
         return
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     for threads in [int(t) for t in args.threads.split(",")]:
-        workers = {"new": Remote("lossd", threads, ROOT, args.cache),
-                   "old": Remote("lossd", threads, args.old, args.old_cache),
-                   "torch": Remote("torch", threads, ROOT, args.cache)}
+        workers = {"new": Remote("lossd", threads, MODULE, tree_env(threads, ROOT, args.cache)),
+                   "old": Remote("lossd", threads, MODULE, tree_env(threads, args.old, args.old_cache)),
+                   "torch": Remote("torch", threads, MODULE, tree_env(threads, ROOT, args.cache))}
         bw = workers["new"].ask({"op": "triad", "n": 20_000_000})["bw"]
         print(f"## {threads} thread(s): triad {bw / 1e9:.1f} GB/s")
         print("| loss | n | old | new | torch | new/old | new/torch | new % triad |")

@@ -152,6 +152,28 @@ def torch_loss(loss: str) -> Callable[[dict[str, Any], dict[str, Any]], Any]:
     return table[loss]
 
 
+def torch_step(loss: str, inputs: dict[str, np.ndarray], params: dict[str, Any],
+               grads: list[str]) -> tuple[Callable[[], Any], dict[str, Any]]:
+    """(step, leaves): ``step()`` runs PyTorch eager forward + autograd backward on tensors
+    sharing ``inputs``' memory (gradients of ``grads`` cleared first) and returns the loss
+    tensor; ``leaves`` maps each name of ``grads`` to its leaf tensor."""
+    import torch
+
+    f = torch_loss(loss)
+    tensors = {k: torch.from_numpy(v) for k, v in inputs.items()}
+    if loss == "moon":
+        tensors["_w"] = torch.from_numpy(moon_weights(inputs["labels"]).astype(np.float32))
+    leaves = {g: tensors[g].requires_grad_() for g in grads}
+
+    def step() -> Any:
+        for leaf in leaves.values():
+            leaf.grad = None
+        value = f(tensors, params)
+        value.backward()
+        return value
+    return step, leaves
+
+
 def moon_weights(labels: np.ndarray) -> np.ndarray:
     """MOON's per-element weights from batch fractions (target fraction 0.5)."""
     s = (labels > 0).mean(0)

@@ -113,22 +113,9 @@ class Worker:
 
             return fn, lambda r: (r.loss, r.grads)
         if self.contender == "torch":
-            import torch
+            from bench.contenders import torch_step
 
-            from bench.contenders import moon_weights, torch_loss
-
-            f = torch_loss(loss)
-            tensors = {k: torch.from_numpy(v) for k, v in inputs.items()}
-            if loss == "moon":
-                tensors["_w"] = torch.from_numpy(moon_weights(inputs["labels"]).astype(np.float32))
-            leaves = {g: tensors[g].requires_grad_() for g in grads}
-
-            def fn():
-                for leaf in leaves.values():
-                    leaf.grad = None
-                value = f(tensors, params)
-                value.backward()
-                return value
+            fn, leaves = torch_step(loss, inputs, params, grads)
 
             def extract(value):
                 return float(value.detach()), {g: leaf.grad.numpy() for g, leaf in leaves.items()}
@@ -188,8 +175,6 @@ def worker_main(contender: str, threads: int) -> None:
     out.flush()
     for line in sys.stdin:
         cmd = json.loads(line)
-        if cmd["op"] == "quit":
-            break
         try:
             reply = worker.handle(cmd)
         except Exception as exc:  # noqa: BLE001 - reported to the parent as a skip
@@ -201,6 +186,9 @@ def worker_main(contender: str, threads: int) -> None:
 # ----------------------------------------------------------------------------- parent side
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def thread_env(threads: int) -> dict[str, str]:
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
@@ -208,15 +196,30 @@ def thread_env(threads: int) -> dict[str, str]:
     return env
 
 
-class Remote:
-    """A worker process driven over its stdin/stdout."""
+def tree_env(threads: int, tree: str | None = None, cache: str | None = None) -> dict[str, str]:
+    """:func:`thread_env` for a worker that imports lossd from another checkout ``tree``
+    (its ``service/`` and ``client/`` first on PYTHONPATH; bench/ stays this tree's), with
+    its own Numba cache directory ``cache`` (the A/B scripts compare checkouts)."""
+    env = thread_env(threads)
+    if tree:
+        paths = [os.path.join(tree, "service"), os.path.join(tree, "client"), ROOT]
+        env["PYTHONPATH"] = os.pathsep.join(paths)
+    if cache:
+        env["NUMBA_CACHE_DIR"] = cache
+    return env
 
-    def __init__(self, contender: str, threads: int) -> None:
+
+class Remote:
+    """A worker process (``python -m <module> --worker <contender> --threads <n>``) driven
+    over its stdin/stdout: one JSON command line in, one ``PREFIX``-marked JSON line out."""
+
+    def __init__(self, contender: str, threads: int, module: str = "bench.kernels",
+                 env: dict[str, str] | None = None) -> None:
         self.contender = contender
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.kernels", "--worker", contender, "--threads", str(threads)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=thread_env(threads),
-            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+            [sys.executable, "-m", module, "--worker", contender, "--threads", str(threads)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env=env if env is not None else thread_env(threads), cwd=ROOT)
         self.ready = self._read()
 
     def _read(self) -> dict[str, Any]:
@@ -237,8 +240,7 @@ class Remote:
     def close(self) -> None:
         if self.proc.poll() is None:
             assert self.proc.stdin is not None
-            self.proc.stdin.write(json.dumps({"op": "quit"}) + "\n")
-            self.proc.stdin.flush()
+            self.proc.stdin.close()
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:

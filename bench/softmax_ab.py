@@ -16,11 +16,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
 import numpy as np
+
+from bench.kernels import PREFIX, Remote, tree_env
 
 CASES = {
     "softmax_cross_entropy": [dict(n=1000, c=100), dict(n=4096, c=1000), dict(n=65536, c=10)],
@@ -48,19 +49,9 @@ def _callable(contender: str, loss: str, dims: dict[str, int]):
         call = prepare(loss, inputs, params, grads)
         return lambda: run(call)
     if contender == "torch":
-        import torch
+        from bench.contenders import torch_step
 
-        from bench.contenders import torch_loss
-
-        f = torch_loss(loss)
-        tensors = {k: torch.from_numpy(v) for k, v in inputs.items()}
-        leaves = [tensors[g].requires_grad_() for g in grads]
-
-        def step():
-            for leaf in leaves:
-                leaf.grad = None
-            f(tensors, params).backward()
-        return step
+        return torch_step(loss, inputs, params, grads)[0]
     from bench.contenders import numpy_loss
 
     f = numpy_loss(loss)
@@ -80,7 +71,7 @@ def worker(contender: str, threads: int) -> None:
         numba.set_num_threads(threads)
         from lossd import warmup  # noqa: F401 - compiles/loads every kernel
     current, fn = None, None
-    print("ready", flush=True)
+    print(PREFIX + json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         loss, dims, seconds = json.loads(line)
         if [loss, dims] != current:
@@ -94,28 +85,13 @@ def worker(contender: str, threads: int) -> None:
             t = time.perf_counter()
             fn()
             samples.append(time.perf_counter() - t)
-        print(json.dumps(samples), flush=True)
+        print(PREFIX + json.dumps(samples), flush=True)
 
 
-def _spawn(contender: str, threads: int, old: str, new: str) -> subprocess.Popen:
-    env = dict(os.environ, NUMBA_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
-               OPENBLAS_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+def _spawn(contender: str, threads: int, old: str, new: str) -> Remote:
     tree = {"old": old, "new": new}.get(contender)
-    if tree:
-        env["PYTHONPATH"] = os.pathsep.join([os.path.join(tree, "service"), os.getcwd()])
-        env["NUMBA_CACHE_DIR"] = env.get("NUMBA_CACHE_DIR", "/tmp/nc") + "_" + contender
-    proc = subprocess.Popen([sys.executable, "-m", "bench.softmax_ab", "--worker", contender,
-                             "--threads", str(threads)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True, env=env)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    return proc
-
-
-def _ask(proc: subprocess.Popen, loss: str, dims: dict[str, int], seconds: float) -> list[float]:
-    assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write(json.dumps([loss, dims, seconds]) + "\n")
-    proc.stdin.flush()
-    return json.loads(proc.stdout.readline())
+    cache = os.environ.get("NUMBA_CACHE_DIR", "/tmp/nc") + "_" + contender if tree else None
+    return Remote(contender, threads, "bench.softmax_ab", tree_env(threads, tree, cache))
 
 
 def _fmt(seconds: float) -> str:
@@ -147,7 +123,7 @@ def main() -> None:
                         order = names[r % len(names):] + names[:r % len(names)]
                         for name in order:
                             time.sleep(0.3)  # idle OpenMP threads of the previous contender stop spinning
-                            times[name].append(float(np.median(_ask(procs[name], loss, dims, args.seconds))))
+                            times[name].append(float(np.median(procs[name].ask([loss, dims, args.seconds]))))
                     med = {name: statistics.median(v) for name, v in times.items()}
                     label = "x".join(f"{k.upper()}={v}" for k, v in dims.items())
                     cells = "  ".join(f"{name} {_fmt(med[name])}" for name in names)
@@ -156,7 +132,7 @@ def main() -> None:
                     print(f"{threads}T {loss:26s} {label:18s} {cells}  |  {ratios}", flush=True)
         finally:
             for proc in procs.values():
-                proc.kill()
+                proc.proc.kill()
 
 
 if __name__ == "__main__":
