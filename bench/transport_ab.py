@@ -23,7 +23,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from typing import Any, Callable
 
 import grpc
@@ -32,6 +31,7 @@ from google.protobuf.wrappers_pb2 import BytesValue
 
 from bench import proc
 from bench.e2e import CHANNEL_OPTIONS
+from bench.e2e import latencies as timed
 from bench.echo_server import raw_stub as echo_raw_stub
 from bench.echo_server import stub as echo_stub
 
@@ -57,16 +57,6 @@ def sdk_worker(path: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "bench.transport_ab", "--child"], cwd=ROOT,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                             env={**os.environ, **base_env(path)})
-
-
-def timed(fn: Callable[[], Any], calls: int) -> list[float]:
-    """Seconds of each of ``calls`` sequential calls."""
-    times = []
-    for _ in range(calls):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return times
 
 
 def inputs(payload: int) -> dict[str, np.ndarray]:
