@@ -41,6 +41,14 @@ k*(hi + lo) and lose 1e-15 at |x| = 30); the 2^k scaling adds to the exponent fi
 instead of multiplying two powers of two (which reassociation could combine into an
 overflowing 2^1024); NaN/Inf are handled by ordered comparisons and selects. ``llvm.fma``
 needs a CPU with FMA (x86-64 since Haswell/Piledriver) to be a single instruction.
+
+Generic forms for kernels compiled for both float types (one name, no extra compilation):
+``texp``, ``tlog``, ``tlog1p`` evaluate in the argument's float type (float32 argument:
+:mod:`lossd.kernels.vecmath32`, 8 AVX2 lanes; anything else: the float64 functions here);
+``like(ref, value)`` is ``value`` in the float type of ``ref`` (a float scalar or array),
+for constants in code written once for both types (a Python float literal is float64 and
+would promote float32 arithmetic); ``pick(ref, v32, v64)`` chooses a type-dependent
+constant (e.g. a series cut-off) the same way.
 """
 
 from __future__ import annotations
@@ -50,8 +58,9 @@ import math
 import numpy as np
 from llvmlite import ir
 from numba import types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
+from lossd.kernels import vecmath32
 from lossd.kernels.jit import inline
 
 LOG2E = 1.4426950408889634
@@ -178,3 +187,58 @@ def log1p(x):  # pragma: no cover - compiled
     y = y if x < math.inf else x
     return y if x > -1.0 else (-math.inf if x == -1.0 else math.nan)
 
+
+
+def _is32(ref: types.Type) -> bool:
+    """Whether ``ref`` (a Numba type: float scalar or array) is float32."""
+    return getattr(ref, "dtype", ref) == types.float32
+
+
+def texp(x):  # pragma: no cover - stub, compiled through the overload below
+    """e^x in the float type of x (float32: vecmath32.exp; else exp)."""
+    raise NotImplementedError("texp is for compiled kernels")
+
+
+def tlog(x):  # pragma: no cover - stub
+    """log x in the float type of x (float32: vecmath32.log; else log)."""
+    raise NotImplementedError("tlog is for compiled kernels")
+
+
+def tlog1p(x):  # pragma: no cover - stub
+    """log(1 + x) in the float type of x (float32: vecmath32.log1p; else log1p)."""
+    raise NotImplementedError("tlog1p is for compiled kernels")
+
+
+def like(ref, value):  # pragma: no cover - stub
+    """``value`` converted to the float type of ``ref`` (a float scalar or array)."""
+    raise NotImplementedError("like is for compiled kernels")
+
+
+def pick(ref, v32, v64):  # pragma: no cover - stub
+    """``v32`` (as float32) when ``ref`` is float32 (scalar or array), else ``v64`` (float64)."""
+    raise NotImplementedError("pick is for compiled kernels")
+
+
+@overload(texp, inline="always")
+def _texp(x):  # pragma: no cover - compile time
+    return (lambda x: vecmath32.exp(x)) if _is32(x) else (lambda x: exp(x))
+
+
+@overload(tlog, inline="always")
+def _tlog(x):  # pragma: no cover - compile time
+    return (lambda x: vecmath32.log(x)) if _is32(x) else (lambda x: log(x))
+
+
+@overload(tlog1p, inline="always")
+def _tlog1p(x):  # pragma: no cover - compile time
+    return (lambda x: vecmath32.log1p(x)) if _is32(x) else (lambda x: log1p(x))
+
+
+@overload(like, inline="always")
+def _like(ref, value):  # pragma: no cover - compile time
+    return (lambda ref, value: np.float32(value)) if _is32(ref) else (lambda ref, value: np.float64(value))
+
+
+@overload(pick, inline="always")
+def _pick(ref, v32, v64):  # pragma: no cover - compile time
+    return (lambda ref, v32, v64: np.float32(v32)) if _is32(ref) else (lambda ref, v32, v64: np.float64(v64))
