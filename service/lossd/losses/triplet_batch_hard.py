@@ -14,9 +14,18 @@ only (first index on ties), with c_i = r [z_i >= 0] (hinge, slope 1 at 0) or r s
     g(i, j) = (x_i - x_j) / D_ij  (0 at D_ij = 0),   or 2 (x_i - x_j) when squared
     dR/dx_i += c_i (g(i, p_i) - g(i, n_i)),  dR/dx_{p_i} -= c_i g(i, p_i),  dR/dx_{n_i} += c_i g(i, n_i)
 
-Mining runs in parallel over anchors with distances computed on the fly (O(N^2 D) work,
-O(N D) memory); the scatter of the three contributions per anchor runs serially into a
-float64 buffer (O(N D)), so no two threads add into the same row.
+Mining (exact, O(N^2 D) BLAS work, O(N D) otherwise). The Gram matrix G = x x^T (one
+BLAS syrk in the request dtype, in row blocks of at most GRAM_ELEMENTS entries when N is
+large) only *filters* candidates: with s_j = ||x_j||^2 (float64), e_ij = s_j - 2 G_ij
+equals D_ij^2 - s_i up to |err| <= gamma_D (s_i + s_j), gamma_D = D u / (1 - D u) (u the
+unit roundoff of the Gram's dtype, any summation order). Per anchor, every candidate whose
+e is within the band tol_i = 2.2 (D + 2) u (s_i + max s) of the best e (or whose e is not
+finite) gets its distance recomputed in float64 from the difference vector, and the
+hardest pair is chosen among those exact values (first index on ties). A candidate outside
+the band is strictly worse than the band's best in exact arithmetic, so the choice is the
+one of the all-pairs float64 computation, and D_ij of the chosen pairs are exact float64.
+Anchors run in parallel; the O(N D) scatter of the three contributions per anchor runs
+serially into a float64 buffer.
 """
 
 from __future__ import annotations
@@ -26,53 +35,83 @@ import math
 import numpy as np
 
 from lossd.core import checks
-from lossd.kernels.jit import boolean, dual, f64, for_floats, i64, prange, ro, rw
+from lossd.kernels.jit import boolean, dual, f64, for_floats, i64, kernel, prange, ro, rw
 from lossd.kernels.reduction import Reduction
 from lossd.kernels.stable import sigmoid, softplus
-from lossd.losses.common import buffer, finish, grads_of, loss_buffer
+from lossd.losses.common import buffer, finish, grads_of
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
 
+#: entries of one row block of the Gram matrix (the whole matrix up to N = 4096: one syrk)
+GRAM_ELEMENTS = 1 << 24
 
-@dual(for_floats(lambda f: f64(ro(f, 2), ro(i64), f64, boolean, boolean, i64, rw(f), rw(i64), rw(f, 2),
-                               boolean)))
-def _batch_hard(x, y, margin, soft, squared, reduction, out, valid, gx, want):  # pragma: no cover - compiled
+
+@kernel(for_floats(lambda f: f64(ro(f, 2), i64, i64, boolean)))
+def _distance(x, i, j, squared):  # pragma: no cover - compiled
+    """||x_i - x_j|| (or its square) accumulated in float64 from the difference vector."""
+    d2 = 0.0
+    for k in range(x.shape[1]):
+        u = np.float64(x[i, k]) - np.float64(x[j, k])
+        d2 += u * u
+    return d2 if squared else math.sqrt(d2)
+
+
+@dual(for_floats(lambda f: f64(ro(f, 2), ro(f, 2), ro(i64), ro(f64), i64, f64, f64, boolean, rw(i64), rw(i64),
+                               rw(f64), rw(f64))))
+def _mine(gram, x, y, sq, row0, band, top, squared, pos, neg, dpos, dneg):  # pragma: no cover - compiled
+    """Hardest positive / negative of anchors row0.. from their Gram rows (see the docstring)."""
+    rows, n = gram.shape
+    for b in prange(rows):
+        i = row0 + b
+        yi = y[i]
+        best_p = -np.inf
+        best_n = np.inf
+        for j in range(n):
+            e = sq[j] - 2.0 * np.float64(gram[b, j])
+            if y[j] == yi:
+                if j != i and e > best_p:
+                    best_p = e
+            elif e < best_n:
+                best_n = e
+        tol = band * (sq[i] + top)
+        lo = best_p - tol
+        hi = best_n + tol
+        ip = -1
+        ineg = -1
+        dp = -1.0
+        dn = np.inf
+        for j in range(n):
+            e = sq[j] - 2.0 * np.float64(gram[b, j])
+            near = not math.isfinite(e)
+            if y[j] == yi:
+                if j != i and (near or e >= lo):
+                    d = _distance(x, i, j, squared)
+                    if d > dp:
+                        dp = d
+                        ip = j
+            elif near or e <= hi:
+                d = _distance(x, i, j, squared)
+                if d < dn:
+                    dn = d
+                    ineg = j
+        pos[i] = ip
+        neg[i] = ineg
+        dpos[i] = dp
+        dneg[i] = dn
+    return 0.0
+
+
+@kernel(for_floats(lambda f: f64(ro(f, 2), ro(i64), ro(i64), ro(f64), ro(f64), f64, boolean, boolean, i64,
+                                 rw(f64), rw(f, 2), boolean)))
+def _loss(x, pos, neg, dpos, dneg, margin, soft, squared, reduction, out, gx, want):  # pragma: no cover
+    """Per-anchor losses into out (float64, length N), their sum, and the scattered gradient."""
     n, dim = x.shape
-    keep = out.size > 0
-    pos = np.empty(n, np.int64)
-    neg = np.empty(n, np.int64)
-    dpos = np.empty(n)
-    dneg = np.empty(n)
     coef = np.zeros(n)
     total = 0.0
     count = 0
-    for i in prange(n):
-        best_p = -1.0
-        best_n = np.inf
-        ip = -1
-        ineg = -1
-        for j in range(n):
-            if j == i:
-                continue
-            d2 = 0.0
-            for k in range(dim):
-                u = np.float64(x[i, k]) - np.float64(x[j, k])
-                d2 += u * u
-            d = d2 if squared else math.sqrt(d2)
-            if y[j] == y[i]:
-                if d > best_p:
-                    best_p = d
-                    ip = j
-            elif d < best_n:
-                best_n = d
-                ineg = j
-        pos[i] = ip
-        neg[i] = ineg
-        dpos[i] = best_p
-        dneg[i] = best_n
+    for i in range(n):
         value = 0.0
-        ok = ip >= 0 and ineg >= 0
-        if ok:
-            z = margin + best_p - best_n
+        if pos[i] >= 0 and neg[i] >= 0:
+            z = margin + dpos[i] - dneg[i]
             if soft:
                 value = softplus(z)
                 coef[i] = sigmoid(z)
@@ -80,10 +119,8 @@ def _batch_hard(x, y, margin, soft, squared, reduction, out, valid, gx, want):  
                 value = max(z, 0.0)
                 coef[i] = 1.0 if z >= 0.0 else 0.0
             count += 1
-        valid[i] = 1 if ok else 0
+        out[i] = value
         total += value
-        if keep:
-            out[i] = value
     if want:
         r = 1.0
         if reduction == 2:
@@ -92,7 +129,7 @@ def _batch_hard(x, y, margin, soft, squared, reduction, out, valid, gx, want):  
             r = 1.0 / n
         acc = np.zeros((n, dim))
         for i in range(n):
-            c = coef[i]
+            c = coef[i] * r
             if c == 0.0:
                 continue
             ip = pos[i]
@@ -106,29 +143,47 @@ def _batch_hard(x, y, margin, soft, squared, reduction, out, valid, gx, want):  
                 acc[i, k] += up - un
                 acc[ip, k] -= up
                 acc[ineg, k] += un
-        for i in prange(n):
+        for i in range(n):
             for k in range(dim):
-                gx[i, k] = r * acc[i, k]
+                gx[i, k] = acc[i, k]
     return total
+
+
+def _mine_all(x: np.ndarray, y: np.ndarray, squared: bool) -> tuple[np.ndarray, ...]:
+    """(pos, neg, dpos, dneg): hardest pair indices (-1: none) and their exact distances."""
+    n, dim = x.shape
+    sq = np.einsum("ij,ij->i", x, x, dtype=np.float64)
+    unit = np.finfo(x.dtype).eps / 2
+    # error of s_j - 2 G_ij: gamma_D (s_i + s_j) per candidate, twice for a pair; the absolute
+    # term covers products that underflow in the Gram's dtype
+    band = 2.2 * (dim + 2) * unit
+    top = float(sq.max(initial=0.0)) + np.finfo(x.dtype).tiny * 4 * dim
+    pos, neg = np.empty(n, np.int64), np.empty(n, np.int64)
+    dpos, dneg = np.empty(n), np.empty(n)
+    block = max(1, min(n, GRAM_ELEMENTS // n))
+    for row0 in range(0, n, block):
+        gram = x @ x.T if block == n else x[row0:row0 + block] @ x.T
+        _mine.call(gram.size, gram, x, y, sq, row0, band, top, squared, pos, neg, dpos, dneg)
+    return pos, neg, dpos, dneg
 
 
 def compute(call: Call) -> LossOutput:
     x, y = call.inputs["embeddings"], call.inputs["labels"]
     n = x.shape[0]
     prm = call.params
-    out = loss_buffer(call, n)
-    valid = np.empty(n, np.int64)
-    gx = buffer(call, x.shape, call.wants("embeddings"))
-    # the parallel build pays off on the O(N^2 D) mining work
-    total = _batch_hard.call(n * x.size, x, y, prm["margin"], prm["soft"], prm["squared"],
-                             int(call.reduction), out, valid, gx, call.wants("embeddings"))
-    count = int(np.count_nonzero(valid))
+    want = call.wants("embeddings")
+    pos, neg, dpos, dneg = _mine_all(x, np.asarray(y, np.int64), prm["squared"])
+    values = np.empty(n)
+    gx = buffer(call, x.shape, want)
+    total = _loss(x, pos, neg, dpos, dneg, prm["margin"], prm["soft"], prm["squared"], int(call.reduction),
+                  values, gx, want)
+    count = int(np.count_nonzero((pos >= 0) & (neg >= 0)))
     s = 1.0
     if call.reduction is Reduction.MEAN:
         s = 1.0 / count if count else 0.0
     elif call.reduction is Reduction.BATCHMEAN:
         s = 1.0 / n
-    return LossOutput(finish(call, total, s, out, (n,)), grads_of(call, embeddings=gx))
+    return LossOutput(finish(call, total, s, values.astype(call.dtype), (n,)), grads_of(call, embeddings=gx))
 
 
 def validate(call: Call) -> None:
