@@ -28,12 +28,13 @@ CASES = {
     "categorical_cross_entropy": [dict(n=1000, c=100), dict(n=4096, c=1000), dict(n=65536, c=10)],
     "softmax_focal": [dict(n=1000, c=100), dict(n=4096, c=1000), dict(n=65536, c=10)],
     "f_divergence": [dict(n=1000, c=100), dict(n=4096, c=1000), dict(n=65536, c=10)],
+    "nll_loss": [dict(n=1000, c=100), dict(n=4096, c=1000), dict(n=65536, c=10)],
     "arcface": [dict(n=128, d=128, c=1000), dict(n=1024, d=512, c=10000)],
     "cosface": [dict(n=128, d=128, c=1000), dict(n=1024, d=512, c=10000)],
     "combined_margin": [dict(n=128, d=128, c=1000), dict(n=1024, d=512, c=10000)],
 }
 GRADS = {"softmax_cross_entropy": ["input"], "categorical_cross_entropy": ["input", "target"],
-         "softmax_focal": ["logits"], "f_divergence": ["input"]}
+         "softmax_focal": ["logits"], "f_divergence": ["input"], "nll_loss": ["input"]}
 FACE_GRADS = ["features", "weight"]
 
 

@@ -19,8 +19,9 @@ import numpy as np
 
 from lossd.core import checks
 from lossd.kernels import vecmath
-from lossd.kernels.jit import boolean, dual, f64, for_floats, i64, prange, ro, rw
+from lossd.kernels.jit import block, dual, f64, for_floats, i64, prange, ro, rw
 from lossd.kernels.reduction import Reduction, scale
+from lossd.losses._blocks import sink
 from lossd.losses.common import buffer, finish
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec
 
@@ -28,41 +29,50 @@ from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec
 _CHUNK_ELEMENTS = 2048
 
 
-@dual(for_floats(lambda f: f64(ro(f), ro(f), i64, i64, f64, rw(f), rw(f), rw(f), boolean, boolean)))
-def _cce(q, p, n_cls, n_pos, s, out, gq, gp, want_q, want_p):  # pragma: no cover - compiled
-    """q, p: the flat (N, C, K) arrays; out: flat (N, K). Per chunk of whole rows, flat
-    vectorised loops: L(q) into a float64 scratch, the sum of p L(q), then each gradient;
-    the per-position losses only for reduction none."""
+@block
+def _cce_rows(lo, hi, q, p, n_cls, n_pos, s, out, gq, gp):  # pragma: no cover - compiled
+    """Flat elements [lo, hi) (whole rows), through block views indexed from 0 (an index
+    from an unknown lo defeats LLVM's bounds analysis and the vectoriser): one vectorised
+    pass for L(q) into a float64 scratch, the sum of p L(q) and both gradients (one that is
+    not requested goes to a scratch: _blocks.sink), then the per-position losses for
+    reduction none; returns the sum."""
+    qb = q[lo:hi]
+    pb = p[lo:hi]
+    gqb = sink(gq, lo, hi)
+    gpb = sink(gp, lo, hi)
+    lq = np.empty(hi - lo)
+    acc = 0.0
+    for j in range(hi - lo):
+        qj = np.float64(qb[j])
+        pj = np.float64(pb[j])
+        v = max(vecmath.log(qj), -100.0)  # log 0 = -Inf -> -100
+        lq[j] = v
+        acc -= pj * v                      # p = 0 adds 0: v is finite
+        gqb[j] = -s * pj / max(qj, 1e-12)
+        gpb[j] = -s * v
+    if out.size > 0:
+        row = n_cls * n_pos
+        for n in range((hi - lo) // row):
+            for k in range(n_pos):
+                value = 0.0
+                for c in range(n_cls):
+                    i = n * row + c * n_pos + k
+                    value -= np.float64(pb[i]) * lq[i]
+                out[lo // row * n_pos + n * n_pos + k] = value
+    return acc
+
+
+@dual(for_floats(lambda f: f64(ro(f), ro(f), i64, i64, f64, rw(f), rw(f), rw(f))))
+def _cce(q, p, n_cls, n_pos, s, out, gq, gp):  # pragma: no cover - compiled
+    """q, p: the flat (N, C, K) arrays; out: flat (N, K); gq, gp: flat, size 0 when not
+    requested. Chunks of whole rows of about _CHUNK_ELEMENTS elements."""
     row = n_cls * n_pos
     n_rows = q.size // row
-    keep = out.size > 0
     per = max(1, _CHUNK_ELEMENTS // row)
-    n_chunks = (n_rows + per - 1) // per
     total = 0.0
-    for chunk in prange(n_chunks):
-        lo = chunk * per * row
-        hi = min(q.size, lo + per * row)
-        lq = np.empty(hi - lo)
-        acc = 0.0
-        for j in range(lo, hi):
-            v = max(vecmath.log(np.float64(q[j])), -100.0)  # log 0 = -Inf -> -100
-            lq[j - lo] = v
-            acc -= np.float64(p[j]) * v                      # p = 0 adds 0: v is finite
-        total += acc
-        if want_q:
-            for j in range(lo, hi):
-                gq[j] = -s * np.float64(p[j]) / max(np.float64(q[j]), 1e-12)
-        if want_p:
-            for j in range(lo, hi):
-                gp[j] = -s * lq[j - lo]
-        if keep:
-            for n in range(lo // row, hi // row):
-                for k in range(n_pos):
-                    value = 0.0
-                    for c in range(n_cls):
-                        i = n * row + c * n_pos + k
-                        value -= np.float64(p[i]) * lq[i - lo]
-                    out[n * n_pos + k] = value
+    for chunk in prange((n_rows + per - 1) // per):
+        total += _cce_rows(chunk * per * row, min(n_rows, (chunk + 1) * per) * row, q, p, n_cls, n_pos, s,
+                           out, gq, gp)
     return total
 
 
@@ -76,7 +86,7 @@ def compute(call: Call) -> LossOutput:
     out = buffer(call, n * positions, call.reduction is Reduction.NONE)
     gq, gp = buffer(call, size, want_q), buffer(call, size, want_p)
     total = _cce.call(size, call.inputs["input"].reshape(-1), call.inputs["target"].reshape(-1), classes,
-                      positions, s, out, gq, gp, want_q, want_p)
+                      positions, s, out, gq, gp)
     grads = {}
     if want_q:
         grads["input"] = gq.reshape(shape)

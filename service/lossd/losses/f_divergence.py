@@ -29,7 +29,7 @@ import numpy as np
 
 from lossd.core import checks
 from lossd.kernels import vecmath
-from lossd.kernels.jit import boolean, dual, f64, for_floats, i64, inline, prange, ro, rw
+from lossd.kernels.jit import block, boolean, dual, f64, for_floats, i64, inline, prange, ro, rw
 from lossd.kernels.reduction import Reduction, scale
 from lossd.losses._softmax_rows import exp_row, row_max
 from lossd.losses.common import buffer, finish
@@ -39,6 +39,8 @@ DIVERGENCES = ("kl", "reverse_kl", "pearson_chi2", "neyman_chi2", "squared_helli
                "jensen_shannon", "total_variation")
 INPUT_KINDS = ("logits", "probs")
 LOG2 = math.log(2.0)
+#: rows per chunk target about this many elements (three float64 scratch rows per chunk)
+_CHUNK_ELEMENTS = 4096
 
 
 # Per-element terms (t, q dt/dq), q dt/dq formed without Inf * 0; lp = log p (-Inf at p = 0,
@@ -110,18 +112,18 @@ def _row_terms(term, p, n, k, q, lq, h):  # pragma: no cover - compiled
     return value, hsum
 
 
-@dual(for_floats(lambda f: f64(ro(f, 3), ro(f, 3), i64, boolean, f64, rw(f, 2), rw(f, 3), boolean)))
-def _fdiv(z, p, div, logits, s, out, gz, want):  # pragma: no cover - compiled
-    """Per position: q and log q into float64 rows (logits: max, exp and sum vectorised over
-    classes, q = e / se, log q = z - lse; probs: log q), then one branch-free pass of the
-    divergence's terms for the loss and q dt/dq, then the gradient."""
-    n_rows, n_cls, n_pos = z.shape
+@block
+def _fdiv_rows(lo, hi, z, p, div, logits, s, out, gz, want):  # pragma: no cover - compiled
+    """Rows [lo, hi), per position: q and log q into float64 rows (logits: max, exp and sum
+    vectorised over classes, q = e / se, log q = z - lse; probs: log q), then one branch-free
+    pass of the divergence's terms for the loss and q dt/dq, then the gradient."""
+    _, n_cls, n_pos = z.shape
     keep = out.size > 0
-    total = 0.0
-    for n in prange(n_rows):
-        q = np.empty(n_cls)
-        lq = np.empty(n_cls)
-        h = np.empty(n_cls)  # q_c dt/dq_c
+    q = np.empty(n_cls)
+    lq = np.empty(n_cls)
+    h = np.empty(n_cls)  # q_c dt/dq_c
+    acc = 0.0
+    for n in range(lo, hi):
         for k in range(n_pos):
             if logits:
                 m = row_max(z, n, k)
@@ -149,7 +151,7 @@ def _fdiv(z, p, div, logits, s, out, gz, want):  # pragma: no cover - compiled
                 value, hsum = _row_terms(_jensen_shannon, p, n, k, q, lq, h)
             else:
                 value, hsum = _row_terms(_total_variation, p, n, k, q, lq, h)
-            total += value
+            acc += value
             if keep:
                 out[n, k] = value
             if want:
@@ -160,6 +162,19 @@ def _fdiv(z, p, div, logits, s, out, gz, want):  # pragma: no cover - compiled
                     for c in range(n_cls):
                         pc = np.float64(p[n, c, k])
                         gz[n, c, k] = s * (-pc / q[c] if div == 0 else h[c] / q[c])
+    return acc
+
+
+@dual(for_floats(lambda f: f64(ro(f, 3), ro(f, 3), i64, boolean, f64, rw(f, 2), rw(f, 3), boolean)))
+def _fdiv(z, p, div, logits, s, out, gz, want):  # pragma: no cover - compiled
+    """Chunks of rows (about _CHUNK_ELEMENTS elements each; scratch allocated per chunk, not
+    per row: 2 threads contended on malloc) through the compiled, not inlined, row body."""
+    n_rows, n_cls, n_pos = z.shape
+    per = max(1, _CHUNK_ELEMENTS // (n_cls * n_pos))
+    total = 0.0
+    for chunk in prange((n_rows + per - 1) // per):
+        total += _fdiv_rows(chunk * per, min(n_rows, (chunk + 1) * per), z, p, div, logits, s, out, gz,
+                            want)
     return total
 
 

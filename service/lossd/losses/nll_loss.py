@@ -70,7 +70,9 @@ def compute(call: Call) -> LossOutput:
     # np.zeros (calloc: lazily zeroed pages) + writing only the N*K target entries beats
     # writing all N*C*K entries in the kernel (bench/micro_kernels.py).
     gx = np.zeros(x.shape, call.dtype) if want else buffer(call, x.shape, False)
-    total = _nll.call(y.size, x, y, w, ignore, s, out, gx, want)  # work: one entry per position
+    # work: one entry per position, plus (gradient) the page faults that zero gx's pages on
+    # first touch: by gx's size, so that 2 threads share them (4096x1000: the serial build ran)
+    total = _nll.call(gx.size if want else y.size, x, y, w, ignore, s, out, gx, want)
     loss = finish(call, math.nan if degenerate else total, s, out, (n, *shape[2:]))
     return LossOutput(loss, {"input": gx.reshape(shape)} if want else {})
 
