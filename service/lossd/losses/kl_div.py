@@ -24,7 +24,7 @@ from lossd.core import checks
 from lossd.kernels import vecmath
 from lossd.kernels.jit import block, boolean, dual, f64, for_floats, inline, prange, ro, rw
 from lossd.kernels.reduction import scale
-from lossd.losses._blocks import BLOCK, blocks
+from lossd.losses._blocks import BLOCK, blocks, sink
 from lossd.losses.common import finish, grad_buffer, grads_of, loss_buffer
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
 
@@ -48,18 +48,16 @@ def _terms(xi, ti, s, log_target):  # pragma: no cover - compiled
 
 
 @inline
-def _run(xb, tb, s, ob, gxb, gtb, keep, want_x, want_t, log_target):  # pragma: no cover - compiled
-    """One block's element loop; returns the loss sum."""
+def _run(xb, tb, s, ob, gxb, gtb, log_target):  # pragma: no cover - compiled
+    """One block's element loop (unconditional stores: the outputs are sinks); returns the
+    loss sum."""
     total = 0.0
     for k in range(xb.size):
         value, g_x, g_t = _terms(np.float64(xb[k]), np.float64(tb[k]), s, log_target)
         total += value
-        if keep:
-            ob[k] = value
-        if want_x:
-            gxb[k] = g_x
-        if want_t:
-            gtb[k] = g_t
+        ob[k] = value
+        gxb[k] = g_x
+        gtb[k] = g_t
     return total
 
 
@@ -67,11 +65,11 @@ def _run(xb, tb, s, ob, gxb, gtb, keep, want_x, want_t, log_target):  # pragma: 
 def _kl_block(i0, x, t, log_target, s, out, gx, gt, want_x, want_t):  # pragma: no cover - compiled
     """Elements [i0, i0 + BLOCK) of :func:`_kl`, one loop per ``log_target``."""
     stop = min(i0 + BLOCK, x.size)
-    keep = out.size > 0
-    xb, tb, ob, gxb, gtb = x[i0:stop], t[i0:stop], out[i0:stop], gx[i0:stop], gt[i0:stop]
+    xb, tb = x[i0:stop], t[i0:stop]
+    ob, gxb, gtb = sink(out, i0, stop), sink(gx, i0, stop), sink(gt, i0, stop)
     if log_target:
-        return _run(xb, tb, s, ob, gxb, gtb, keep, want_x, want_t, True)
-    return _run(xb, tb, s, ob, gxb, gtb, keep, want_x, want_t, False)
+        return _run(xb, tb, s, ob, gxb, gtb, True)
+    return _run(xb, tb, s, ob, gxb, gtb, False)
 
 
 @dual(for_floats(lambda f: f64(ro(f), ro(f), boolean, f64, rw(f), rw(f), rw(f), boolean, boolean)))

@@ -23,7 +23,7 @@ from lossd.core import checks
 from lossd.kernels import vecmath
 from lossd.kernels.jit import block, boolean, dual, f64, for_floats, inline, prange, ro, rw
 from lossd.losses import _elementwise
-from lossd.losses._blocks import BLOCK, blocks
+from lossd.losses._blocks import BLOCK, blocks, sink
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
 
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -47,16 +47,15 @@ def _terms(xi, yi, eps, s, log_input, full):  # pragma: no cover - compiled
 
 
 @inline
-def _run(xb, yb, eps, s, ob, gxb, keep, want_x, log_input, full):  # pragma: no cover - compiled
-    """One block's element loop; returns the loss sum."""
+def _run(xb, yb, eps, s, ob, gxb, log_input, full):  # pragma: no cover - compiled
+    """One block's element loop (unconditional stores: the outputs are sinks); returns the
+    loss sum."""
     total = 0.0
     for k in range(xb.size):
         v, g = _terms(np.float64(xb[k]), np.float64(yb[k]), eps, s, log_input, full)
         total += v
-        if keep:
-            ob[k] = v
-        if want_x:
-            gxb[k] = g
+        ob[k] = v
+        gxb[k] = g
     return total
 
 
@@ -64,15 +63,14 @@ def _run(xb, yb, eps, s, ob, gxb, keep, want_x, log_input, full):  # pragma: no 
 def _poisson_block(i0, x, y, log_input, full, eps, s, out, gx, want_x):  # pragma: no cover - compiled
     """Elements [i0, i0 + BLOCK) of :func:`_poisson_nll`: one loop per (log_input, full)."""
     stop = min(i0 + BLOCK, x.size)
-    keep = out.size > 0
-    xb, yb, ob, gxb = x[i0:stop], y[i0:stop], out[i0:stop], gx[i0:stop]
+    xb, yb, ob, gxb = x[i0:stop], y[i0:stop], sink(out, i0, stop), sink(gx, i0, stop)
     if log_input:
         if full:
-            return _run(xb, yb, eps, s, ob, gxb, keep, want_x, True, True)
-        return _run(xb, yb, eps, s, ob, gxb, keep, want_x, True, False)
+            return _run(xb, yb, eps, s, ob, gxb, True, True)
+        return _run(xb, yb, eps, s, ob, gxb, True, False)
     if full:
-        return _run(xb, yb, eps, s, ob, gxb, keep, want_x, False, True)
-    return _run(xb, yb, eps, s, ob, gxb, keep, want_x, False, False)
+        return _run(xb, yb, eps, s, ob, gxb, False, True)
+    return _run(xb, yb, eps, s, ob, gxb, False, False)
 
 
 @dual(for_floats(lambda f: f64(ro(f), ro(f), boolean, boolean, f64, f64, rw(f), rw(f), boolean)))
