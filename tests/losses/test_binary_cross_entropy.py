@@ -99,6 +99,32 @@ def test_log1p_precision_small_x():
     np.testing.assert_allclose(result.loss, -np.log1p(-x), rtol=1e-14)  # log(1 - x) would be 1e-7 off
 
 
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_target_gradient_near_one_half_keeps_relative_precision(dtype):
+    # dR/dy = log((1 - x)/x): log1p(-x) - log(x) cancels near x = 1/2; the atanh series keeps
+    # full relative precision there (float32 requests: float32 terms)
+    half = dtype(0.5)
+    up, down = half, half
+    xs = []
+    for _ in range(40):
+        up, down = np.nextafter(up, dtype(1)), np.nextafter(down, dtype(0))
+        xs += [up, down]
+    x = np.array(xs + [0.4375, 0.44, 0.56, 0.5625, 0.3, 0.7, 0.5], dtype)[None]
+    result = lossd.evaluate(LOSS, {"input": x, "target": np.zeros_like(x)}, {"reduction": "none"})
+    x64 = x.astype(np.float64)
+    exact = np.log1p((1.0 - 2.0 * x64) / x64)
+    rtol = 1e-5 if dtype is np.float32 else 1e-12
+    np.testing.assert_allclose(result.grads["target"], exact, rtol=rtol, atol=0.0)
+
+
+def test_float32_probabilities_near_0_and_1_and_subnormal():
+    x = np.array([[1e-45, 1e-40, 1e-38, 1e-30, 1e-12, 1e-7, 1e-3, 0.999, 1 - 2.0**-23, 1 - 2.0**-24]],
+                 np.float32)
+    for y in (np.zeros_like(x), np.ones_like(x), np.full_like(x, 0.3)):
+        for reduction in ("none", "sum"):
+            check_against_reference(LOSS, {"input": x, "target": y}, {"reduction": reduction}, reference)
+
 def test_weight_broadcast_matches_explicit(client):
     inputs = _data((4, 3, 2, 5), np.float64, seed=11)
     w = np.array([0.5, 1.0, 2.0]).reshape(3, 1, 1)

@@ -76,6 +76,17 @@ def test_extreme_logits_no_overflow(dtype):
                                 {"reduction": reduction}, reference)
 
 
+
+@pytest.mark.parametrize("reduction", ["none", "sum"])
+def test_float32_wide_logits_against_reference(reduction):
+    # float32 terms: exp(-|x|) from 1 down to subnormal and 0 (|x| up to 120), all targets
+    rng = np.random.default_rng(17)
+    x = np.concatenate([np.linspace(-120, 120, 481), rng.normal(0, 30, 200)]).astype(np.float32)
+    y = rng.choice([0.0, 1.0, 0.5, 0.9], x.size).astype(np.float32)
+    inputs = {"input": x.reshape(1, -1), "target": y.reshape(1, -1),
+              "weight": rng.uniform(0.1, 2.0, x.size).astype(np.float32).reshape(1, -1)}
+    check_against_reference(LOSS, inputs, {"reduction": reduction}, reference)
+
 def test_pos_weight_formula_by_hand():
     x = np.array([[0.3, -1.2]])
     y = np.array([[1.0, 0.25]])

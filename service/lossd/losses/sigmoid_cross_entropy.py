@@ -14,6 +14,10 @@ Without pi (pi = 1) this is w [max(x, 0) - x y + log1p(exp(-|x|))], evaluated he
 sum of two non-negative terms (no cancellation, no overflow at |x| = 1e4). ``mean``
 divides by the element count M (PyTorch); ``batchmean`` by N (Caffe's default
 BATCH_SIZE normalisation); s is that factor (1 for none/sum).
+
+The terms are evaluated in the request's float type (float32 requests: float32 math, 8
+AVX2 lanes; the loss is a sum of non-negative parts and exp(-|x|) cannot overflow); the
+loss sum is float64.
 """
 
 from __future__ import annotations
@@ -21,27 +25,28 @@ from __future__ import annotations
 import numpy as np
 
 from lossd.core import checks
-from lossd.kernels import vecmath
 from lossd.kernels.jit import block, boolean, dual, f64, for_floats, i64, inline, prange, ro, rw
 from lossd.kernels.reduction import scale
-from lossd.losses._blocks import BLOCK, blocks, broadcast_plan, gather
+from lossd.kernels.vecmath import like, texp, tlog1p
+from lossd.losses._blocks import BLOCK, block_sum, blocks, broadcast_plan, gather, sink
 from lossd.losses.common import finish, grad_buffer, grads_of, loss_buffer
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec
 
 
 @inline
 def _sce_terms(xi, yi, wi, pi, s):  # pragma: no cover - compiled
-    """(loss, dR/dx, dR/dy) of one element, branch-free."""
+    """(loss, dR/dx, dR/dy) of one element in the float type of its arguments, branch-free."""
     # one exp and one log1p per element: softplus(+-x) = max(+-x, 0) + log1p(t) and
     # sigmoid(x) = 1/(1 + t) (x >= 0) or t/(1 + t), all from t = exp(-|x|)
-    t = vecmath.exp(-abs(xi))
-    lt = vecmath.log1p(t)
-    sp_neg = max(-xi, 0.0) + lt
-    sp_pos = max(xi, 0.0) + lt
+    zero, one = like(xi, 0.0), like(xi, 1.0)
+    t = texp(-abs(xi))
+    lt = tlog1p(t)
+    sp_neg = max(-xi, zero) + lt
+    sp_pos = max(xi, zero) + lt
     py = pi * yi
-    value = wi * (py * sp_neg + (1.0 - yi) * sp_pos)
-    sig = (1.0 if xi >= 0.0 else t) / (1.0 + t)
-    return value, s * wi * (sig * (py + 1.0 - yi) - py), s * wi * (pi * sp_neg - sp_pos)
+    value = wi * (py * sp_neg + (one - yi) * sp_pos)
+    sig = (one if xi >= zero else t) / (one + t)
+    return value, s * wi * (sig * (py + one - yi) - py), s * wi * (pi * sp_neg - sp_pos)
 
 
 @block
@@ -49,24 +54,18 @@ def _sce_block(i0, x, y, w, wdims, wst, pw, pdims, pst, s, out, gx, gy, want_x,
                want_y):  # pragma: no cover - compiled
     """Elements [i0, i0 + BLOCK) of :func:`_sce`; returns their loss sum."""
     stop = min(i0 + BLOCK, x.size)
-    wb = np.empty(BLOCK)
+    wb = np.empty(BLOCK, x.dtype)
     gather(wb, w, wdims, wst, i0, stop)
-    pb = np.empty(BLOCK)
+    pb = np.empty(BLOCK, x.dtype)
     gather(pb, pw, pdims, pst, i0, stop)
-    keep = out.size > 0
-    # block views indexed from 0 (an index from an unknown i0 defeats LLVM's bounds analysis)
-    xb, yb, ob, gxb, gyb = x[i0:stop], y[i0:stop], out[i0:stop], gx[i0:stop], gy[i0:stop]
-    total = 0.0
+    # block views indexed from 0 (an index from an unknown i0 defeats LLVM's bounds analysis);
+    # outputs not requested get a scratch (sink): unconditional stores, no aliasing check
+    xb, yb = x[i0:stop], y[i0:stop]
+    ob, gxb, gyb = sink(out, i0, stop), sink(gx, i0, stop), sink(gy, i0, stop)
+    sf = like(xb, s)
     for k in range(stop - i0):
-        value, g_x, g_y = _sce_terms(np.float64(xb[k]), np.float64(yb[k]), wb[k], pb[k], s)
-        total += value
-        if keep:
-            ob[k] = value
-        if want_x:
-            gxb[k] = g_x
-        if want_y:
-            gyb[k] = g_y
-    return total
+        ob[k], gxb[k], gyb[k] = _sce_terms(xb[k], yb[k], wb[k], pb[k], sf)
+    return block_sum(ob)
 
 
 @dual(for_floats(lambda f: f64(ro(f), ro(f), ro(f), ro(i64), ro(i64), ro(f), ro(i64), ro(i64), f64,
