@@ -21,8 +21,10 @@ install: $(STAMP)
 run: install
 	$(BIN)/lossd serve
 
-## test: the whole test suite (real servers on free loopback ports)
+## test: the whole test suite (real servers on free loopback ports); a cold Numba cache is first
+## compiled in one process per core (lossd warm)
 test: install
+	$(BIN)/lossd warm
 	$(BIN)/python -m pytest -q
 
 ## fuzz: the long hypothesis run of the decoders and validators (LOSSD_FUZZ_EXAMPLES per target)
@@ -76,9 +78,10 @@ bench: install
 		bench/.venv-peer/bin/python -m pip install --quiet $(PEER_DEPS); }
 	$(BIN)/python -m bench.run
 
-## clean-cache: drop Numba's on-disk cache (needed after editing kernels/stable.py)
+## clean-cache: drop Numba's in-tree on-disk cache (never needed for correctness: entries of a kernel
+## go stale when its module or any helper module changes, see service/lossd/kernels/jitcache.py)
 clean-cache:
-	find service -name '*.nbi' -delete -o -name '*.nbc' -delete
+	find service -name '*.nbi' -delete -o -name '*.nbc' -delete -o -name '*.lossd-imported' -delete
 
 clean: clean-cache
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -1,4 +1,4 @@
-"""The ``lossd`` command: ``lossd serve`` and ``lossd losses``."""
+"""The ``lossd`` command: ``lossd serve``, ``lossd losses`` and ``lossd warm``."""
 
 from __future__ import annotations
 
@@ -35,7 +35,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="run the gRPC + HTTP server")
     settings_mod.add_arguments(serve)
     sub.add_parser("losses", help="print every loss with its inputs and parameters")
+    warm = sub.add_parser("warm", help="compile a cold Numba cache (NUMBA_CACHE_DIR), one process per core")
+    warm.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
     args = parser.parse_args(argv)
+    if args.command == "warm":
+        from lossd import precompile
+
+        return precompile.main([] if args.jobs is None else ["--jobs", str(args.jobs)])
     if args.command == "losses":
         print(_table())
         return 0

@@ -8,7 +8,9 @@ start-up, remembers how many happened before it became ready, and at shutdown pr
 
 "warm-up" counts the eager signatures compiled rather than loaded from the on-disk
 cache while the kernels were imported and warmed up (Numba's per-dispatcher cache-miss
-statistics; imports happen before the listener exists). A compilation after ready
+statistics; imports happen before the listener exists). When the warm-up compiled a cold
+cache in worker processes, the line ends with ``; in J compile worker processes before: K``
+(their compilations; the server itself then loads everything from the cache). A compilation after ready
 means some request path compiled code; the perf test asserts there is none. Off by
 default: the listener costs a lock per compilation and nothing per request.
 """
@@ -51,6 +53,7 @@ class CompileCounter(event.Listener):
             self.signatures_at_ready = compiled_signature_count()
 
     def report(self) -> str:
+        from lossd import precompile
         from lossd.kernels.jit import compiled_signature_count
 
         with self._lock:
@@ -58,6 +61,9 @@ class CompileCounter(event.Listener):
             after = self.count - ready
             line = (f"lossd numba compilations: warm-up {max(ready, self.startup)}, after ready {after} "
                     f"(signatures {self.signatures_at_ready} -> {compiled_signature_count()})")
+            if precompile.LAST.jobs:
+                line += (f"; in {precompile.LAST.jobs} compile worker processes before: "
+                         f"{precompile.LAST.compilations}")
             if self.late:
                 line += " late: " + "; ".join(self.late)
             return line

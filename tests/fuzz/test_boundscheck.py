@@ -2,7 +2,8 @@
 in a subprocess with its own temporary Numba cache (cache keys ignore boundscheck, so the
 normal cache would hand back unchecked code).
 
-Compiling every kernel again with checks costs about a minute of CPU, so this runs in
+Compiling every kernel again with checks costs minutes of CPU (done first by
+``python -m lossd.precompile`` with the same environment, one process per core), so this runs in
 ``make boundscheck`` (which .ci/run calls), not in ``make test``: it is skipped unless
 ``LOSSD_BOUNDSCHECK=1``. The subset is every float64 test of tests/losses (every loss
 file's reference cases; the float32 builds share the index logic).
@@ -53,6 +54,10 @@ def test_bounds_checking_is_really_on(env: dict[str, str], tmp_path: pathlib.Pat
 
 
 def test_loss_reference_tests_with_bounds_checking(env: dict[str, str]) -> None:
+    warm = subprocess.run([sys.executable, "-m", "lossd.precompile"], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=1800)  # the checked builds, one process per core
+    assert warm.returncode == 0, warm.stderr[-3000:]
+    print(warm.stdout.strip())
     out = subprocess.run([sys.executable, "-m", "pytest", "tests/losses", "-q", "-x", "-p",
                           "no:cacheprovider", "-k", SELECTION], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=1800)

@@ -5,10 +5,11 @@ Nothing else in lossd writes ``@numba.njit(...)`` options by hand: loss modules 
 chosen by size at call time) and :func:`inline` (small helpers inlined into kernels).
 
 Options, and why:
-* ``cache=True``: compiled code is kept on disk (``NUMBA_CACHE_DIR``), so a restart
-  loads in milliseconds. Numba does not notice option changes or edits to *other*
-  modules a kernel inlines: rename a kernel when its options change, and clear the
-  cache (``make clean-cache``) after editing ``kernels/stable.py``.
+* on-disk cache (``NUMBA_CACHE_DIR``, :class:`lossd.kernels.jitcache.KernelCache`), so a
+  restart loads in milliseconds. Entries go stale when the kernel's own file or any
+  helper module (``kernels/*.py``, ``losses/_*.py``) changes, and several processes may
+  compile into one cache directory at once (the parallel warm-up). Numba does not notice
+  option changes: rename a kernel when its options change.
 * ``nogil=True``: kernels run in worker threads with the GIL released.
 * ``fastmath`` = reassoc, contract, nsz, arcp: reassociation lets LLVM vectorise
   reductions; ``nnan``/``ninf`` stay off so NaN/Inf checks and IEEE overflow survive.
@@ -32,9 +33,12 @@ from typing import Any, Callable, Sequence  # noqa: E402
 
 import numba  # noqa: E402
 from numba import types  # noqa: E402
+from numba.core import typeinfer  # noqa: E402
+
+from lossd.kernels.jitcache import KernelCache  # noqa: E402
 
 FASTMATH = frozenset({"reassoc", "contract", "nsz", "arcp"})
-_COMMON: dict[str, Any] = dict(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy",
+_COMMON: dict[str, Any] = dict(nogil=True, fastmath=set(FASTMATH), error_model="numpy",
                                boundscheck=None)
 
 #: inputs with at least this many elements run the parallel build of a dual kernel.
@@ -61,6 +65,20 @@ def rw(dtype: types.Type, ndim: int = 1) -> types.Array:
     return types.Array(dtype, ndim, "C")
 
 
+def _njit(fn: Callable, signatures: Sequence[Any] | None = None, **options: Any) -> Any:
+    """``numba.njit(signatures, cache=True, **_COMMON, **options)(fn)`` with lossd's cache
+    (:class:`KernelCache` in place of Numba's): eager signatures compile after the cache is
+    attached, as ``numba.njit`` itself does it."""
+    dispatcher = numba.njit(**_COMMON, **options)(fn)
+    dispatcher._cache = KernelCache(fn)
+    if signatures is not None:
+        with typeinfer.register_dispatcher(dispatcher):
+            for signature in signatures:
+                dispatcher.compile(signature)
+            dispatcher.disable_compile()
+    return dispatcher
+
+
 def for_floats(build: Callable[[types.Type], Any]) -> list[Any]:
     """One signature per float type: ``build(float32)`` and ``build(float64)``."""
     return [build(f) for f in FLOAT_TYPES]
@@ -69,7 +87,7 @@ def for_floats(build: Callable[[types.Type], Any]) -> list[Any]:
 def kernel(signatures: Sequence[Any]) -> Callable[[Callable], Any]:
     """A serial, eagerly compiled, GIL-free kernel."""
     def wrap(fn: Callable) -> Any:
-        dispatcher = numba.njit(list(signatures), **_COMMON)(fn)
+        dispatcher = _njit(fn, signatures)
         DISPATCHERS.append(dispatcher)
         return dispatcher
     return wrap
@@ -80,11 +98,17 @@ class Dual:
 
     ``call(size, *args)`` runs the parallel build when ``size >= PARALLEL_THRESHOLD``:
     thread start-up (tens of microseconds) would dwarf a small input.
+
+    Known issue: Numba's cache key (function, signature, CPU) ignores ``parallel``, so the
+    parallel build, created second, loads the serial build's cached machine code (on an
+    empty cache: 2 misses, then 2 hits for mse) and runs serially. Keying the cache by the
+    options would compile the real parallel builds: mse's import went from 5.5 to 25.7 s
+    cold (one A/B under load ~8), so that waits for a decision on compile time.
     """
 
     def __init__(self, fn: Callable, signatures: Sequence[Any]) -> None:
-        self.serial = numba.njit(list(signatures), **_COMMON)(fn)
-        self.parallel = numba.njit(list(signatures), parallel=True, **_COMMON)(fn)
+        self.serial = _njit(fn, signatures)
+        self.parallel = _njit(fn, signatures, parallel=True)
         DISPATCHERS.extend([self.serial, self.parallel])
         self.__doc__ = fn.__doc__
         self.__name__ = fn.__name__
@@ -106,7 +130,7 @@ def dual(signatures: Sequence[Any]) -> Callable[[Callable], Dual]:
 
 def inline(fn: Callable) -> Any:
     """A small helper for use inside kernels (compiled lazily, inlined by LLVM)."""
-    return numba.njit(inline="always", **_COMMON)(fn)
+    return _njit(fn, inline="always")
 
 
 def block(fn: Callable) -> Any:
@@ -115,7 +139,7 @@ def block(fn: Callable) -> Any:
     serial and parallel builds. Numba's parfor passes copy a prange body's IR several
     times, so a body with inlined exp/log math made parallel builds compile 5x slower;
     ``for b in prange(n_blocks): total += body(b, ...)`` keeps the parfor tiny."""
-    return numba.njit(**_COMMON)(fn)
+    return _njit(fn)
 
 
 prange = numba.prange
