@@ -49,3 +49,32 @@ def test_nan_payloads_fail(build, dtype):
 def test_eager_signatures_only():
     for build_ in (finite._max_exponent.serial, finite._max_exponent.parallel):
         assert len(build_.signatures) == 2
+
+
+def test_range_signatures_eager_only():
+    for build_ in (finite._count_outside.serial, finite._count_outside.parallel):
+        assert len(build_.signatures) == 2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [1, 7, 64, 1001])
+def test_any_outside_matches_numpy(build, dtype, size):
+    """The verdict of NumPy's ``(a < lo) | (a > hi)`` (open ends: <= / >=) at every
+    position, for values at, just inside and just outside each end, signed zeros, NaN."""
+    rng = np.random.default_rng(size)
+    for lo, hi in ((0.0, 1.0), (0.0, np.inf), (-2.5, 0.1)):
+        lo_t, hi_t = dtype(lo), dtype(hi)
+        probes = [lo_t, hi_t, np.nextafter(lo_t, dtype(-np.inf)), np.nextafter(hi_t, dtype(np.inf)),
+                  np.nextafter(lo_t, hi_t), -0.0, 0.0, np.nan, np.finfo(dtype).max]
+        for value in probes:
+            for where in sorted({0, size // 2, size - 1}):
+                a = rng.uniform(max(lo, -1e3), min(hi, 1e3), size).astype(dtype)
+                a = np.clip(a, np.nextafter(lo_t, hi_t), np.nextafter(hi_t, lo_t))
+                a[where] = value
+                a.flags.writeable = False
+                for lo_open in (False, True):
+                    for hi_open in (False, True):
+                        expect = bool(((a <= lo if lo_open else a < lo)
+                                       | (a >= hi if hi_open else a > hi)).any())
+                        assert finite.any_outside(a, lo, hi, lo_open, hi_open) == expect, (value, where)
+                        assert finite.any_outside(a.reshape(1, size), lo, hi, lo_open, hi_open) == expect

@@ -7,6 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
+from lossd.kernels.finite import any_outside
 from lossd.spec import Call
 from lossd_client.errors import InvalidArgument
 
@@ -86,9 +87,13 @@ def labels_in_range(call: Call, name: str, classes: int, ignore_index: int | Non
 
 def values_in(call: Call, name: str, lo: float, hi: float, *, lo_open: bool = False,
               hi_open: bool = False, words: str = "") -> None:
-    """Float input ``name`` (if given) lies in the interval from lo to hi."""
+    """Float input ``name`` (if given) lies in the interval from lo to hi: one Numba pass
+    (``kernels/finite.py``); only a failing input is scanned again, to name its first
+    value out of range."""
     a = call.get(name)
     if a is None:
+        return
+    if a.dtype.char in "fd" and a.flags.c_contiguous and not any_outside(a, lo, hi, lo_open, hi_open):
         return
     bad = (a <= lo if lo_open else a < lo) | (a >= hi if hi_open else a > hi)
     if bad.any():
