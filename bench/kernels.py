@@ -79,10 +79,13 @@ class Worker:
             except RuntimeError:
                 pass
         if contender == "lossd":
+            # lossd.kernels.jit first: it sets the server's threading layer and OMP_WAIT_POLICY,
+            # which the OpenMP runtime reads once, when set_num_threads loads it
             import numba
 
+            from lossd import warmup  # noqa: F401 - lossd.kernels.jit, the request path
+
             numba.set_num_threads(threads)
-            from lossd import warmup  # noqa: F401 - imports every kernel (eager signatures)
 
     def _entry(self, loss: str, dims: dict[str, int], grads: list[str], mode: str) -> list[Any]:
         case = json.dumps([loss, dims, grads])
