@@ -2,7 +2,7 @@
 
     git worktree add /tmp/old HEAD~3
     .venv/bin/python -m bench.ab_overhead --old /tmp/old [--new /tmp/new] --losses mse,l1,l2_loss \\
-        --sizes 1e3,1e5,1e7 --threads 1,2 --rounds 5
+        --sizes 1e3,1e5,1e7 --threads 1,2 --rounds 5 [--grads input] [--reduction none]
 
 Each contender runs in its own process per thread count (``old`` imports lossd from
 ``--old``/service, ``new`` from this tree, ``numpy`` runs bench/contenders.py); the parent
@@ -48,10 +48,15 @@ def dims_of(loss: str, size: str) -> dict[str, int]:
     return dict(zip(names, (int(float(v)) for v in size.split("x"))))
 
 
-def _callable(contender: str, mode: str, loss: str, size: str):
+def _callable(contender: str, mode: str, loss: str, size: str, grads: list[str] | None = None,
+              reduction: str | None = None):
+    """The timed call; ``grads`` (None: all) and ``reduction`` (None: the loss's default) apply
+    to lossd only (the NumPy contender computes every gradient it has)."""
     from bench import cases
 
     inputs, params = cases.build(loss, dims_of(loss, size))
+    if reduction:
+        params = {**params, "reduction": reduction}
     if contender == "numpy":
         from bench.contenders import numpy_loss
 
@@ -61,8 +66,8 @@ def _callable(contender: str, mode: str, loss: str, size: str):
     from lossd.core.validation import prepare
 
     if mode == "evaluate":
-        return lambda: evaluate(loss, inputs, params)
-    call = prepare(loss, inputs, params)
+        return lambda: evaluate(loss, inputs, params, grads=grads)
+    call = prepare(loss, inputs, params, grads)
     return lambda: run(call)
 
 
@@ -78,7 +83,8 @@ def worker(contender: str, threads: int) -> None:
     sys.stdout.flush()
     for line in sys.stdin:
         cmd = json.loads(line)
-        fn = _callable(contender, cmd["mode"], cmd["loss"], cmd["size"])
+        fn = _callable(contender, cmd["mode"], cmd["loss"], cmd["size"], cmd.get("grads"),
+                       cmd.get("reduction"))
         sys.stdout.write(PREFIX + json.dumps(_per_call(fn, cmd["budget"])) + "\n")
         sys.stdout.flush()
 
@@ -93,6 +99,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--budget", type=float, default=0.3)
+    ap.add_argument("--grads", default="", help="lossd gradients, comma-separated (default: all)")
+    ap.add_argument("--reduction", default="", help="lossd reduction (default: the loss's)")
     args = ap.parse_args(argv)
     if args.worker:
         worker(args.worker, int(args.threads))
@@ -110,7 +118,9 @@ def main(argv=None) -> int:
                 samples: dict[tuple[str, str], list[float]] = {j: [] for j in jobs}
                 for r in range(args.rounds):
                     for c, mode in jobs[r % len(jobs):] + jobs[:r % len(jobs)]:
-                        cmd = {"mode": mode, "loss": loss, "size": size, "budget": args.budget}
+                        cmd = {"mode": mode, "loss": loss, "size": size, "budget": args.budget,
+                               "grads": args.grads.split(",") if args.grads else None,
+                               "reduction": args.reduction or None}
                         samples[(c, mode)] += remotes[c].ask(cmd)
                 med = {j: statistics.median(v) * 1e6 for j, v in samples.items()}
                 o_r, n_r, o_e, n_e, num = (med[j] for j in jobs)

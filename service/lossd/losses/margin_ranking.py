@@ -15,30 +15,37 @@ from __future__ import annotations
 import numpy as np
 
 from lossd.core import checks
-from lossd.kernels.jit import boolean, dual, f64, for_floats, prange, ro, rw
+from lossd.kernels.jit import block, boolean, dual, f64, for_floats, prange, ro, rw
 from lossd.losses import _elementwise
+from lossd.losses._blocks import BLOCK, blocks, sink
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
+
+
+@block
+def _margin_ranking_block(i0, x1, x2, y, margin, s, out, g1, g2):  # pragma: no cover
+    """Elements [i0, i0 + BLOCK) of :func:`_margin_ranking` (unrequested outputs: a sink)."""
+    stop = min(i0 + BLOCK, x1.size)
+    ab, bb, yb = x1[i0:stop], x2[i0:stop], y[i0:stop]
+    ob, g1b, g2b = sink(out, i0, stop), sink(g1, i0, stop), sink(g2, i0, stop)
+    total = 0.0
+    for k in range(stop - i0):
+        yk = np.float64(yb[k])
+        u = -yk * (np.float64(ab[k]) - np.float64(bb[k])) + margin
+        active = u >= 0.0
+        v = u if active else 0.0
+        g = s * yk if active else 0.0
+        total += v
+        ob[k] = v
+        g1b[k] = -g
+        g2b[k] = g
+    return total
 
 
 @dual(for_floats(lambda f: f64(ro(f), ro(f), ro(f), f64, f64, rw(f), rw(f), rw(f), boolean, boolean)))
 def _margin_ranking(x1, x2, y, margin, s, out, g1, g2, want_1, want_2):  # pragma: no cover - compiled
-    keep = out.size > 0
     total = 0.0
-    for i in prange(x1.size):
-        yi = np.float64(y[i])
-        u = -yi * (np.float64(x1[i]) - np.float64(x2[i])) + margin
-        g = 0.0
-        v = 0.0
-        if u >= 0.0:
-            v = u
-            g = s * yi
-        total += v
-        if keep:
-            out[i] = v
-        if want_1:
-            g1[i] = -g
-        if want_2:
-            g2[i] = g
+    for b in prange(blocks(x1.size)):
+        total += _margin_ranking_block(b * BLOCK, x1, x2, y, margin, s, out, g1, g2)
     return total
 
 

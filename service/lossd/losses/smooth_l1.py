@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from lossd.kernels.jit import boolean, dual, f64, for_floats, prange, ro, rw
+from lossd.kernels.jit import block, boolean, dual, f64, for_floats, prange, ro, rw
 from lossd.losses import _elementwise
+from lossd.losses._blocks import BLOCK, blocks, sink
 from lossd.spec import Call, LossOutput, LossSpec, ParamSpec
 
 
-@dual(for_floats(lambda f: f64(ro(f), ro(f), f64, f64, rw(f), rw(f), rw(f), boolean, boolean)))
-def _smooth_l1(x, y, beta, s, out, gx, gy, want_x, want_y):  # pragma: no cover - compiled
-    keep = out.size > 0
+@block
+def _smooth_l1_block(i0, x, y, beta, s, out, gx, gy):  # pragma: no cover - compiled
+    """Elements [i0, i0 + BLOCK) of :func:`_smooth_l1` (unrequested outputs: a scratch sink)."""
+    stop = min(i0 + BLOCK, x.size)
+    xb, yb = x[i0:stop], y[i0:stop]
+    ob, gxb, gyb = sink(out, i0, stop), sink(gx, i0, stop), sink(gy, i0, stop)
     total = 0.0
-    for i in prange(x.size):
-        d = np.float64(x[i]) - np.float64(y[i])
+    for k in range(stop - i0):
+        d = np.float64(xb[k]) - np.float64(yb[k])
         a = abs(d)
         if a < beta:
             v = 0.5 * d * d / beta
@@ -32,12 +36,17 @@ def _smooth_l1(x, y, beta, s, out, gx, gy, want_x, want_y):  # pragma: no cover 
             v = a - 0.5 * beta
             g = s if d > 0.0 else (-s if d < 0.0 else 0.0)
         total += v
-        if keep:
-            out[i] = v
-        if want_x:
-            gx[i] = g
-        if want_y:
-            gy[i] = -g
+        ob[k] = v
+        gxb[k] = g
+        gyb[k] = -g
+    return total
+
+
+@dual(for_floats(lambda f: f64(ro(f), ro(f), f64, f64, rw(f), rw(f), rw(f), boolean, boolean)))
+def _smooth_l1(x, y, beta, s, out, gx, gy, want_x, want_y):  # pragma: no cover - compiled
+    total = 0.0
+    for b in prange(blocks(x.size)):
+        total += _smooth_l1_block(b * BLOCK, x, y, beta, s, out, gx, gy)
     return total
 
 
