@@ -121,6 +121,16 @@ def test_margin_makes_loss_zero():
     assert np.any(res.grads["embeddings"][0] != 0.0)
 
 
+@pytest.mark.parametrize("scale", [4e19, 1e-19])
+def test_gram_overflow_and_underflow(scale):
+    # float32 products overflow (or underflow) in the Gram matrix that filters the mining
+    # candidates; the exact float64 distances must still pick the hardest pairs
+    inputs = make((40, 5), np.float32, seed=5)
+    inputs["embeddings"] = (inputs["embeddings"].astype(np.float64) * scale).astype(np.float32)
+    for reduction in ("none", "sum"):
+        check_against_reference(LOSS, inputs, {"reduction": reduction, "margin": 0.0}, reference)
+
+
 def test_duplicate_embeddings_zero_distance():
     x = np.array([[1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [2.0, 1.0]])
     res = lossd.evaluate(LOSS, {"embeddings": x, "labels": np.array([0, 0, 1, 1])}, {"reduction": "none"})

@@ -19,11 +19,12 @@ BLAS syrk in the request dtype, in row blocks of at most GRAM_ELEMENTS entries w
 large) only *filters* candidates: with s_j = ||x_j||^2 (float64), e_ij = s_j - 2 G_ij
 equals D_ij^2 - s_i up to |err| <= gamma_D (s_i + s_j), gamma_D = D u / (1 - D u) (u the
 unit roundoff of the Gram's dtype, any summation order). Per anchor, every candidate whose
-e is within the band tol_i = 2.2 (D + 2) u (s_i + max s) of the best e (or whose e is not
-finite) gets its distance recomputed in float64 from the difference vector, and the
-hardest pair is chosen among those exact values (first index on ties). A candidate outside
-the band is strictly worse than the band's best in exact arithmetic, so the choice is the
-one of the all-pairs float64 computation, and D_ij of the chosen pairs are exact float64.
+e is within the band tol_i = 2.2 (D + 2) u (s_i + max s) of the best e gets its distance
+recomputed in float64 from the difference vector, and the hardest pair is chosen among
+those exact values (first index on ties). A candidate outside the band is strictly worse
+than the band's best in exact arithmetic, so the choice is the one of the all-pairs float64
+computation, and D_ij of the chosen pairs are exact float64. Where products could overflow
+the Gram's dtype, the Gram is float64, of x scaled by 2^-k.
 Anchors run in parallel; the O(N D) scatter of the three contributions per anchor runs
 serially into a float64 buffer.
 """
@@ -81,14 +82,13 @@ def _mine(gram, x, y, sq, row0, band, top, squared, pos, neg, dpos, dneg):  # pr
         dn = np.inf
         for j in range(n):
             e = sq[j] - 2.0 * np.float64(gram[b, j])
-            near = not math.isfinite(e)
             if y[j] == yi:
-                if j != i and (near or e >= lo):
+                if j != i and e >= lo:
                     d = _distance(x, i, j, squared)
                     if d > dp:
                         dp = d
                         ip = j
-            elif near or e <= hi:
+            elif e <= hi:
                 d = _distance(x, i, j, squared)
                 if d < dn:
                     dn = d
@@ -153,16 +153,27 @@ def _mine_all(x: np.ndarray, y: np.ndarray, squared: bool) -> tuple[np.ndarray, 
     """(pos, neg, dpos, dneg): hardest pair indices (-1: none) and their exact distances."""
     n, dim = x.shape
     sq = np.einsum("ij,ij->i", x, x, dtype=np.float64)
-    unit = np.finfo(x.dtype).eps / 2
+    info = np.finfo(x.dtype)
+    top = float(sq.max(initial=0.0))
+    xg = x
+    if top >= float(info.max) / 16:
+        # products could overflow in the Gram's dtype: a float64 Gram of x scaled by a power
+        # of two (s scaled alike); the exact distances still come from x, now float64
+        x = x.astype(np.float64)
+        shift = 2.0 ** -(math.frexp(top)[1] // 2)
+        xg = x * shift
+        sq = sq * (shift * shift)
+        top = float(sq.max())
+        info = np.finfo(np.float64)
     # error of s_j - 2 G_ij: gamma_D (s_i + s_j) per candidate, twice for a pair; the absolute
-    # term covers products that underflow in the Gram's dtype
-    band = 2.2 * (dim + 2) * unit
-    top = float(sq.max(initial=0.0)) + np.finfo(x.dtype).tiny * 4 * dim
+    # term covers products that underflow in the Gram's dtype (Python floats: float64)
+    band = 2.2 * (dim + 2) * float(info.eps) / 2
+    top += float(info.tiny) * 4 * dim
     pos, neg = np.empty(n, np.int64), np.empty(n, np.int64)
     dpos, dneg = np.empty(n), np.empty(n)
     block = max(1, min(n, GRAM_ELEMENTS // n))
     for row0 in range(0, n, block):
-        gram = x @ x.T if block == n else x[row0:row0 + block] @ x.T
+        gram = xg @ xg.T if block == n else xg[row0:row0 + block] @ xg.T
         _mine.call(gram.size, gram, x, y, sq, row0, band, top, squared, pos, neg, dpos, dneg)
     return pos, neg, dpos, dneg
 
