@@ -61,7 +61,7 @@ from numba import types
 from numba.extending import intrinsic, overload
 
 from lossd.kernels import vecmath32
-from lossd.kernels.jit import inline
+from lossd.kernels.jit import FASTMATH, inline
 
 LOG2E = 1.4426950408889634
 LN2_HI = 6.93147180369123816490e-01  # ln 2 rounded to 32 significant bits
@@ -189,6 +189,12 @@ def log1p(x):  # pragma: no cover - compiled
 
 
 
+#: the generic forms are compiled as small functions with the kernels' options and inlined by
+#: LLVM (not Numba-IR inlined: that re-typed every call site and doubled the compile time of
+#: the losses using them: BCE 16.4 -> 9.7 CPU s cold, same vector code)
+_OPTIONS = {"fastmath": set(FASTMATH), "error_model": "numpy"}
+
+
 def _is32(ref: types.Type) -> bool:
     """Whether ``ref`` (a Numba type: float scalar or array) is float32."""
     return getattr(ref, "dtype", ref) == types.float32
@@ -219,26 +225,26 @@ def pick(ref, v32, v64):  # pragma: no cover - stub
     raise NotImplementedError("pick is for compiled kernels")
 
 
-@overload(texp, inline="always")
+@overload(texp, jit_options=_OPTIONS)
 def _texp(x):  # pragma: no cover - compile time
     return (lambda x: vecmath32.exp(x)) if _is32(x) else (lambda x: exp(x))
 
 
-@overload(tlog, inline="always")
+@overload(tlog, jit_options=_OPTIONS)
 def _tlog(x):  # pragma: no cover - compile time
     return (lambda x: vecmath32.log(x)) if _is32(x) else (lambda x: log(x))
 
 
-@overload(tlog1p, inline="always")
+@overload(tlog1p, jit_options=_OPTIONS)
 def _tlog1p(x):  # pragma: no cover - compile time
     return (lambda x: vecmath32.log1p(x)) if _is32(x) else (lambda x: log1p(x))
 
 
-@overload(like, inline="always")
+@overload(like, jit_options=_OPTIONS)
 def _like(ref, value):  # pragma: no cover - compile time
     return (lambda ref, value: np.float32(value)) if _is32(ref) else (lambda ref, value: np.float64(value))
 
 
-@overload(pick, inline="always")
+@overload(pick, jit_options=_OPTIONS)
 def _pick(ref, v32, v64):  # pragma: no cover - compile time
     return (lambda ref, v32, v64: np.float32(v32)) if _is32(ref) else (lambda ref, v32, v64: np.float64(v64))
