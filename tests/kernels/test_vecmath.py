@@ -101,6 +101,24 @@ def test_powers_of_two_and_neighbours() -> None:
     _check(np.concatenate([x - 1.0, -x[x < 1.0]]), ("log1p",))
 
 
+def _spot_check(ours: dict, specials: np.ndarray, overflow: float, underflow: float, tiny: float) -> None:
+    """Exact results at the special points of ``specials`` (its dtype): exp's limits and
+    the first argument that over/underflows, log/log1p's poles and zeros, NaN for the
+    arguments below their domain (-tiny, just below -1) and for NaN itself."""
+    dt = specials.dtype.type
+    spot = {"exp": {-np.inf: 0.0, np.inf: np.inf, overflow: np.inf, underflow: 0.0, 0.0: 1.0},
+            "log": {0.0: -np.inf, np.inf: np.inf, 1.0: 0.0},
+            "log1p": {-1.0: -np.inf, np.inf: np.inf, 0.0: 0.0}}
+    for name, cases in spot.items():
+        for x, want in cases.items():
+            assert ours[name][np.flatnonzero(specials == dt(x))[0]] == want, (name, x)
+    below = np.nextafter(dt(-1), dt(-2))
+    for name, bad in (("log", -1.0), ("log", -tiny), ("log1p", -2.0), ("log1p", below)):
+        assert np.isnan(ours[name][np.flatnonzero(specials == dt(bad))[0]]), (name, bad)
+    nan = np.flatnonzero(np.isnan(specials))[0]
+    assert all(np.isnan(ours[name][nan]) for name in ours)
+
+
 SPECIALS = np.array([0.0, -0.0, 1.0, -1.0, 2.0, -2.0, 0.5, np.inf, -np.inf, np.nan, 5e-324, -5e-324, 1e-310,
                      2.2250738585072014e-308, np.finfo(np.float64).max, -np.finfo(np.float64).max,
                      709.78, 709.79, 710.0, 1e4, -745.13, -745.14, -746.0, -1e4, 1e-20, -1e-20,
@@ -109,18 +127,7 @@ SPECIALS = np.array([0.0, -0.0, 1.0, -1.0, 2.0, -2.0, 0.5, np.inf, -np.inf, np.n
 
 def test_special_values_match_numpy_exactly_or_within_ulp() -> None:
     _check(SPECIALS)
-    ours = _ours(SPECIALS)
-    spot = {"exp": {-np.inf: 0.0, np.inf: np.inf, 710.0: np.inf, -746.0: 0.0, 0.0: 1.0},
-            "log": {0.0: -np.inf, np.inf: np.inf, 1.0: 0.0},
-            "log1p": {-1.0: -np.inf, np.inf: np.inf, 0.0: 0.0}}
-    for name, cases in spot.items():
-        for x, want in cases.items():
-            assert ours[name][np.flatnonzero(SPECIALS == x)[0]] == want, (name, x)
-    below = np.nextafter(-1.0, -2.0)
-    for name, bad in (("log", -1.0), ("log", -5e-324), ("log1p", -2.0), ("log1p", below)):
-        assert np.isnan(ours[name][np.flatnonzero(SPECIALS == bad)[0]]), (name, bad)
-    nan = np.flatnonzero(np.isnan(SPECIALS))[0]
-    assert all(np.isnan(ours[name][nan]) for name in ours)
+    _spot_check(_ours(SPECIALS), SPECIALS, overflow=710.0, underflow=-746.0, tiny=5e-324)
 
 
 def test_float32_inputs() -> None:
@@ -251,18 +258,7 @@ SPECIALS32 = np.array([0.0, -0.0, 1.0, -1.0, 2.0, -2.0, 0.5, np.inf, -np.inf, np
 
 def test_float32_special_values() -> None:
     _check32(SPECIALS32)
-    ours = _ours_typed(SPECIALS32)
-    spot = {"exp": {-np.inf: 0.0, np.inf: np.inf, 88.73: np.inf, -104.5: 0.0, 0.0: 1.0},
-            "log": {0.0: -np.inf, np.inf: np.inf, 1.0: 0.0},
-            "log1p": {-1.0: -np.inf, np.inf: np.inf, 0.0: 0.0}}
-    for name, cases in spot.items():
-        for x, want in cases.items():
-            assert ours[name][np.flatnonzero(SPECIALS32 == np.float32(x))[0]] == want, (name, x)
-    below = np.nextafter(np.float32(-1), np.float32(-2))
-    for name, bad in (("log", -1.0), ("log", -1e-45), ("log1p", -2.0), ("log1p", below)):
-        assert np.isnan(ours[name][np.flatnonzero(SPECIALS32 == np.float32(bad))[0]]), (name, bad)
-    nan = np.flatnonzero(np.isnan(SPECIALS32))[0]
-    assert all(np.isnan(ours[name][nan]) for name in ours)
+    _spot_check(_ours_typed(SPECIALS32), SPECIALS32, overflow=88.73, underflow=-104.5, tiny=1e-45)
 
 
 def test_float64_through_the_generic_names_is_the_float64_code() -> None:
