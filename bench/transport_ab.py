@@ -5,10 +5,14 @@
   (nobody parses anything: the transport alone);
 - ``raw``: a lossd server through a raw method stub with a prebuilt serialized request and
   the response left unparsed (server + transport only);
-- ``sdk``: ``LossClient.evaluate`` (request building, retry filter, response decoding);
-- ``sdk-noretry``: the same with ``retries=0`` (no retry filter in the channel);
-- with ``--base REV``, ``raw@base`` and ``sdk@base``: a second lossd server and SDK
-  running the code of git revision REV (a worktree in /tmp), for old-vs-new A/Bs.
+- ``sdk``: ``LossClient.evaluate`` (request building, SDK retries, response decoding);
+- ``sdk+retry``: the same with grpc's retry filter enabled in its channel (the channel of
+  the SDK before it retried everything itself: its cost on every call);
+- ``aio``: ``AsyncLossClient.evaluate``, sequential awaits in one event loop (timed
+  inside the coroutine);
+- with ``--base REV``, ``raw@base``, ``sdk@base`` and ``aio@base``: a second lossd server
+  and SDK running the code of git revision REV (a worktree in /tmp; its SDK in a child
+  process), for old-vs-new A/Bs.
 
     .venv/bin/python -m bench.transport_ab [--rounds 40] [--calls 50] [--payload 1024] [--base HEAD]
 
@@ -23,6 +27,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from typing import Any, Callable
 
 import grpc
@@ -66,16 +71,74 @@ def inputs(payload: int) -> dict[str, np.ndarray]:
             "target": rng.standard_normal(n).astype(np.float32)}
 
 
+class AioTimer:
+    """Times ``AsyncLossClient.evaluate`` on its own event loop: ``times(x, calls)``."""
+
+    def __init__(self, target: str) -> None:
+        import asyncio
+
+        from lossd_client import AsyncLossClient
+
+        self.loop = asyncio.new_event_loop()
+        self.client = self.loop.run_until_complete(self._make(AsyncLossClient, target))
+
+    @staticmethod
+    async def _make(cls: Any, target: str) -> Any:
+        return cls(target, timeout=60)
+
+    async def _times(self, x: dict[str, np.ndarray], calls: int) -> list[float]:
+        out = []
+        for _ in range(calls):
+            t = time.perf_counter()
+            await self.client.evaluate("mse", x)
+            out.append(time.perf_counter() - t)
+        return out
+
+    def times(self, x: dict[str, np.ndarray], calls: int) -> list[float]:
+        return self.loop.run_until_complete(self._times(x, calls))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.client.close())
+        self.loop.close()
+
+
+def with_retry_filter(client: Any, target: str) -> Any:
+    """``client`` (a LossClient of ``target``) on a channel with grpc's retries enabled and a retry policy
+    for the streaming and listing methods, as the SDK had it up to f66d9dc."""
+    import json
+
+    from lossd_client.channel import EVALUATE_METHOD, SERVICE_NAME, channel_options
+    from lossd_client.result import parse_response
+
+    policy = {"maxAttempts": 5, "initialBackoff": "0.05s", "maxBackoff": "1s", "backoffMultiplier": 2.0,
+              "retryableStatusCodes": ["UNAVAILABLE"]}
+    config = {"loadBalancingConfig": [{"round_robin": {}}], "methodConfig": [{
+        "name": [{"service": SERVICE_NAME, "method": m} for m in ("EvaluateStream", "ListLosses")],
+        "retryPolicy": policy}]}
+    options = [o for o in channel_options() if o[0] not in ("grpc.enable_retries", "grpc.service_config")]
+    options += [("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(config)),
+                ("grpc.per_rpc_retry_buffer_size", 16 << 20), ("grpc.retry_buffer_size", 64 << 20)]
+    client._channel.close()
+    client._channel = grpc.insecure_channel(target, options=options)
+    client._evaluate = client._channel.unary_unary(EVALUATE_METHOD, response_deserializer=parse_response)
+    return client
+
+
 def child() -> None:
-    """``target payload calls`` on stdin -> the SDK call times (seconds) on stdout, per line."""
+    """``mode target payload calls`` on stdin (mode ``sdk`` or ``aio``) -> the SDK call
+    times (seconds) on stdout, one line per request line."""
     from lossd_client import LossClient
 
-    clients: dict[str, Any] = {}
+    clients: dict[tuple[str, str], Any] = {}
     for line in sys.stdin:
-        target, payload, calls = line.split()
-        client = clients.setdefault(target, LossClient(target, timeout=60))
+        mode, target, payload, calls = line.split()
         x = inputs(int(payload))
-        times = timed(lambda c=client, x=x: c.evaluate("mse", x), int(calls))
+        if mode == "aio":
+            aio = clients.setdefault((mode, target), AioTimer(target))
+            times = aio.times(x, int(calls))
+        else:
+            client = clients.setdefault((mode, target), LossClient(target, timeout=60))
+            times = timed(lambda c=client, x=x: c.evaluate("mse", x), int(calls))
         print(" ".join(map(str, times)), flush=True)
 
 
@@ -114,10 +177,13 @@ def main() -> None:
     payload = np.random.default_rng(1).bytes(args.payload)
     serialized = BytesValue(value=payload).SerializeToString()
     sdk = LossClient(target, timeout=60)
-    sdk_noretry = LossClient(target, timeout=60, retries=0)
+    sdk_retry = with_retry_filter(LossClient(target, timeout=60), target)
+    aio = AioTimer(target)
     fns: dict[str, Callable[[], Any]] = {
         "echo": lambda: echo(payload, 60), "echo-raw": lambda: echo_raw(serialized, 60), "raw": raw(target),
-        "sdk": lambda: sdk.evaluate("mse", x), "sdk-noretry": lambda: sdk_noretry.evaluate("mse", x)}
+        "sdk": lambda: sdk.evaluate("mse", x), "sdk+retry": lambda: sdk_retry.evaluate("mse", x)}
+    blocks: dict[str, Callable[[int], list[float]]] = {
+        "aio": lambda calls: aio.times(x, calls)}
     worker = None
     if args.base:
         path = worktree(args.base)
@@ -126,21 +192,24 @@ def main() -> None:
         fns["raw@base"] = raw(old_target)
         worker = sdk_worker(path)
 
-        def sdk_base() -> list[float]:
-            assert worker is not None and worker.stdin is not None and worker.stdout is not None
-            worker.stdin.write(f"{old_target} {args.payload} {args.calls}\n")
-            worker.stdin.flush()
-            return [float(v) for v in worker.stdout.readline().split()]
+        def in_worker(mode: str) -> Callable[[int], list[float]]:
+            def times(calls: int) -> list[float]:
+                assert worker is not None and worker.stdin is not None and worker.stdout is not None
+                worker.stdin.write(f"{mode} {old_target} {args.payload} {calls}\n")
+                worker.stdin.flush()
+                return [float(v) for v in worker.stdout.readline().split()]
+            return times
+        blocks["sdk@base"], blocks["aio@base"] = in_worker("sdk"), in_worker("aio")
+    for name, fn in fns.items():
+        blocks[name] = lambda calls, fn=fn: timed(fn, calls)
     try:
-        for fn in fns.values():
-            timed(fn, 20)
-        results: dict[str, list[list[float]]] = {k: [] for k in fns}
-        if worker is not None:
-            results["sdk@base"] = []
+        for block in blocks.values():
+            block(20)
+        results: dict[str, list[list[float]]] = {k: [] for k in blocks}
         for r in range(args.rounds):
             names = list(results) if r % 2 == 0 else list(results)[::-1]
             for name in names:
-                results[name].append(sdk_base() if name == "sdk@base" else timed(fns[name], args.calls))
+                results[name].append(blocks[name](args.calls))
         pooled = {k: statistics.median(t for block in v for t in block) for k, v in results.items()}
         rounds = {k: [statistics.median(block) for block in v] for k, v in results.items()}
         print(f"{args.payload} B payload, {args.rounds} alternating rounds x {args.calls} calls")
@@ -154,7 +223,8 @@ def main() -> None:
         for c in channels:
             c.close()
         sdk.close()
-        sdk_noretry.close()
+        sdk_retry.close()
+        aio.close()
         for s in servers:
             s.stop()
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import grpc
 import grpc.aio
@@ -14,11 +13,9 @@ from lossd_client._proto.lossd.v1 import lossd_pb2_grpc as pb_grpc
 from lossd_client.channel import (
     DEFAULT_MAX_MESSAGE_BYTES,
     EVALUATE_METHOD,
+    Attempts,
     channel_options,
-    remaining,
     resolve_target,
-    retry_delays,
-    should_retry,
 )
 from lossd_client.codec import build_request, encode_request
 from lossd_client.errors import from_error_status, from_rpc_error
@@ -33,7 +30,7 @@ class AsyncLossClient:
                  credentials: grpc.ChannelCredentials | None = None, token: str | None = None,
                  options: Sequence[tuple[str, Any]] = ()) -> None:
         address = resolve_target(target)
-        opts = channel_options(max_message_bytes, retries, options)
+        opts = channel_options(max_message_bytes, options)
         if credentials is not None:
             self._channel = grpc.aio.secure_channel(address, credentials, options=opts)
         else:
@@ -51,33 +48,26 @@ class AsyncLossClient:
         """Loss and gradients. ``grads=None``: every differentiable input; ``[]``: loss only.
         UNAVAILABLE is retried with backoff (``retries`` attempts in all, within the timeout)."""
         request = encode_request(loss, inputs, params, grads, request_id)
-        seconds = self._deadline(timeout)
-        deadline = None if seconds is None else time.monotonic() + seconds
-        delays = retry_delays(self._retries)
-        while True:
-            try:
-                parsed = await self._evaluate(request, timeout=remaining(deadline),
-                                              metadata=self._metadata)
-                break
-            except grpc.RpcError as exc:
-                delay = next(delays, None)
-                if delay is None or not should_retry(exc, delay, deadline):
-                    raise from_rpc_error(exc) from None
-                await asyncio.sleep(delay)
-        return EvaluateResult.from_parsed(parsed)
+        return EvaluateResult.from_parsed(await self._call(self._evaluate, request, timeout))
 
     async def list_losses(self, *, timeout: float | None = None) -> list[pb.LossSchema]:
-        try:
-            response = await self._stub.ListLosses(pb.ListLossesRequest(),
-                                                   timeout=self._deadline(timeout),
-                                                   metadata=self._metadata)
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from None
+        """The schema of every loss the server offers (retried like ``evaluate``)."""
+        response = await self._call(self._stub.ListLosses, pb.ListLossesRequest(), timeout)
         return list(response.losses)
+
+    async def _call(self, method: Callable[..., Any], request: Any, timeout: float | None) -> Any:
+        """``await method(request)`` with the SDK's retries of UNAVAILABLE (see lossd_client.channel)."""
+        attempts = Attempts(self._retries, self._deadline(timeout))
+        while True:
+            try:
+                return await method(request, timeout=attempts.timeout(), metadata=self._metadata)
+            except grpc.RpcError as exc:
+                await asyncio.sleep(attempts.pause(exc))
 
     def stream(self, *, timeout: float | None = None) -> AsyncEvaluateStream:
         """A bidirectional EvaluateStream; use with ``async with``."""
-        return AsyncEvaluateStream(self._stub, self._deadline(timeout), self._metadata)
+        return AsyncEvaluateStream(self._stub, Attempts(self._retries, self._deadline(timeout)),
+                                   self._metadata)
 
     def _deadline(self, timeout: float | None) -> float | None:
         return self._timeout if timeout is None else timeout
@@ -93,21 +83,40 @@ class AsyncLossClient:
 
 
 class AsyncEvaluateStream:
-    """One EvaluateStream call; ``await evaluate(...)`` sends one request, returns its result."""
+    """One EvaluateStream call; ``await evaluate(...)`` sends one request, returns its result.
+    A call that fails with UNAVAILABLE before its first response is opened again and the
+    request sent again (``retries`` attempts in all, within the timeout); a later failure
+    is raised."""
 
-    def __init__(self, stub: pb_grpc.LossServiceStub, timeout: float | None, metadata: tuple) -> None:
-        self._call = stub.EvaluateStream(timeout=timeout, metadata=metadata)
+    def __init__(self, stub: pb_grpc.LossServiceStub, attempts: Attempts, metadata: tuple) -> None:
+        self._stub = stub
+        self._attempts = attempts
+        self._metadata = metadata
+        self._call = self._open()
+        self._answered = False
+
+    def _open(self) -> Any:
+        return self._stub.EvaluateStream(timeout=self._attempts.timeout(), metadata=self._metadata)
 
     async def evaluate(self, loss: str, inputs: Mapping[str, Any],
                        params: Mapping[str, Any] | None = None, *, grads: Iterable[str] | None = None,
                        request_id: str = "") -> EvaluateResult:
-        try:
-            await self._call.write(build_request(loss, inputs, params, grads, request_id))
-            message = await self._call.read()
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from None
+        request = build_request(loss, inputs, params, grads, request_id)
+        while True:
+            try:
+                if not self._call.done():  # else the read raises the call's status
+                    await self._call.write(request)
+                message = await self._call.read()
+                break
+            except grpc.RpcError as exc:
+                if self._answered:
+                    raise from_rpc_error(exc) from None
+                await asyncio.sleep(self._attempts.pause(exc))
+                self._call.cancel()
+                self._call = self._open()
         if message is grpc.aio.EOF:
             raise from_rpc_error(self._call) if hasattr(self._call, "code") else RuntimeError("stream closed")
+        self._answered = True
         if message.WhichOneof("result") == "error":
             raise from_error_status(message.error, message.request_id)
         return EvaluateResult.from_proto(message.response)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from collections import deque
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import grpc
 
@@ -14,11 +15,9 @@ from lossd_client._proto.lossd.v1 import lossd_pb2_grpc as pb_grpc
 from lossd_client.channel import (
     DEFAULT_MAX_MESSAGE_BYTES,
     EVALUATE_METHOD,
+    Attempts,
     channel_options,
-    remaining,
     resolve_target,
-    retry_delays,
-    should_retry,
 )
 from lossd_client.codec import build_request, encode_request
 from lossd_client.errors import LossdError, from_error_status, from_rpc_error
@@ -44,7 +43,7 @@ class LossClient:
                  credentials: grpc.ChannelCredentials | None = None, token: str | None = None,
                  options: Sequence[tuple[str, Any]] = ()) -> None:
         address = resolve_target(target)
-        opts = channel_options(max_message_bytes, retries, options)
+        opts = channel_options(max_message_bytes, options)
         if credentials is not None:
             self._channel = grpc.secure_channel(address, credentials, options=opts)
         else:
@@ -62,32 +61,24 @@ class LossClient:
         """Loss and gradients. ``grads=None``: every differentiable input; ``[]``: loss only.
         UNAVAILABLE is retried with backoff (``retries`` attempts in all, within the timeout)."""
         request = encode_request(loss, inputs, params, grads, request_id)
-        seconds = self._deadline(timeout)
-        deadline = None if seconds is None else time.monotonic() + seconds
-        delays = retry_delays(self._retries)
-        while True:
-            try:
-                parsed = self._evaluate(request, timeout=remaining(deadline), metadata=self._metadata)
-                break
-            except grpc.RpcError as exc:
-                delay = next(delays, None)
-                if delay is None or not should_retry(exc, delay, deadline):
-                    raise from_rpc_error(exc) from None
-                time.sleep(delay)
-        return EvaluateResult.from_parsed(parsed)
+        return EvaluateResult.from_parsed(self._call(self._evaluate, request, timeout))
 
     def list_losses(self, *, timeout: float | None = None) -> list[pb.LossSchema]:
-        """The schema of every loss the server offers."""
-        try:
-            response = self._stub.ListLosses(pb.ListLossesRequest(), timeout=self._deadline(timeout),
-                                             metadata=self._metadata)
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from None
-        return list(response.losses)
+        """The schema of every loss the server offers (retried like ``evaluate``)."""
+        return list(self._call(self._stub.ListLosses, pb.ListLossesRequest(), timeout).losses)
+
+    def _call(self, method: Callable[..., Any], request: Any, timeout: float | None) -> Any:
+        """``method(request)`` with the SDK's retries of UNAVAILABLE (see lossd_client.channel)."""
+        attempts = Attempts(self._retries, self._deadline(timeout))
+        while True:
+            try:
+                return method(request, timeout=attempts.timeout(), metadata=self._metadata)
+            except grpc.RpcError as exc:
+                time.sleep(attempts.pause(exc))
 
     def stream(self, *, timeout: float | None = None) -> EvaluateStream:
         """A bidirectional EvaluateStream; use as a context manager."""
-        return EvaluateStream(self._stub, self._deadline(timeout), self._metadata)
+        return EvaluateStream(self._stub, Attempts(self._retries, self._deadline(timeout)), self._metadata)
 
     def _deadline(self, timeout: float | None) -> float | None:
         return self._timeout if timeout is None else timeout
@@ -107,19 +98,39 @@ class EvaluateStream:
 
     ``evaluate`` sends one request and returns its result (or raises its typed error;
     the stream goes on). ``evaluate_many`` pipelines many requests and yields results
-    or errors (as values, not raised) in order.
+    or errors (as values, not raised) in order. A call that fails with UNAVAILABLE before
+    its first response is opened again and the requests not answered are sent again
+    (``retries`` attempts in all, within the timeout); a later failure is raised.
     """
 
-    def __init__(self, stub: pb_grpc.LossServiceStub, timeout: float | None, metadata: tuple) -> None:
-        self._requests: queue.Queue = queue.Queue()
-        self._responses: Iterator[pb.EvaluateStreamResponse] = stub.EvaluateStream(
-            iter(self._requests.get, _END), timeout=timeout, metadata=metadata)
+    def __init__(self, stub: pb_grpc.LossServiceStub, attempts: Attempts, metadata: tuple) -> None:
+        self._stub = stub
+        self._attempts = attempts
+        self._metadata = metadata
+        self._pending: deque[pb.EvaluateRequest] = deque()  # sent, not answered yet
         self._lock = threading.Lock()
+        self._requests: queue.Queue = queue.Queue()
+        self._open()
+
+    def _open(self) -> None:
+        """Start a call and send it the requests not answered yet (ending the request
+        iterator of the failed call this replaces)."""
+        self._requests.put(_END)
+        self._requests = queue.Queue()
+        for request in self._pending:
+            self._requests.put(request)
+        self._answered = False
+        self._responses: Iterator[pb.EvaluateStreamResponse] = self._stub.EvaluateStream(
+            iter(self._requests.get, _END), timeout=self._attempts.timeout(), metadata=self._metadata)
+
+    def _send(self, request: pb.EvaluateRequest) -> None:
+        self._pending.append(request)
+        self._requests.put(request)
 
     def evaluate(self, loss: str, inputs: Mapping[str, Any], params: Mapping[str, Any] | None = None,
                  *, grads: Iterable[str] | None = None, request_id: str = "") -> EvaluateResult:
         with self._lock:
-            self._requests.put(build_request(loss, inputs, params, grads, request_id))
+            self._send(build_request(loss, inputs, params, grads, request_id))
             outcome = self._next()
         if isinstance(outcome, LossdError):
             raise outcome
@@ -129,16 +140,23 @@ class EvaluateStream:
         with self._lock:
             count = 0
             for request in requests:
-                self._requests.put(request)
+                self._send(request)
                 count += 1
             for _ in range(count):
                 yield self._next()
 
     def _next(self) -> EvaluateResult | LossdError:
-        try:
-            message = next(self._responses)
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from None
+        while True:
+            try:
+                message = next(self._responses)
+                break
+            except grpc.RpcError as exc:
+                if self._answered:
+                    raise from_rpc_error(exc) from None
+                time.sleep(self._attempts.pause(exc))
+                self._open()
+        self._answered = True
+        self._pending.popleft()
         if message.WhichOneof("result") == "error":
             return from_error_status(message.error, message.request_id)
         return EvaluateResult.from_proto(message.response)

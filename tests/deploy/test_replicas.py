@@ -2,7 +2,7 @@
 
 The SDK, given the three addresses, spreads calls over all of them (``round_robin``), and
 a replica killed with SIGKILL in the middle of a concurrent run costs no failed client
-call (UNAVAILABLE is retried on another replica through the channel's service config).
+call (the SDK retries UNAVAILABLE, and round_robin sends the retry to another replica).
 Each server's own ``lossd_requests_total`` tells how many calls it finished.
 """
 
