@@ -100,3 +100,26 @@ def test_concurrent_calls_get_their_own_buffers():
     for t in threads:
         t.join()
     assert errors == [] and POOL.held_bytes() <= POOL.max_bytes
+
+
+def test_forgotten_buffers_leave_the_pool_and_stay_valid():
+    POOL.clear()
+    result = evaluate("mse", _pair(1), {"reduction": "none"})
+    arrays = [result.loss, *result.grads.values()]
+    assert POOL.held_bytes() == sum(a.nbytes for a in arrays)
+    kept = [a.copy() for a in arrays]
+    POOL.forget(arrays)
+    assert POOL.held_bytes() == 0
+    addresses = {_address(a) for a in arrays}
+    again = evaluate("mse", _pair(2), {"reduction": "none"})  # new buffers: the old are still held
+    assert addresses.isdisjoint(_address(a) for a in [again.loss, *again.grads.values()])
+    for a, k in zip(arrays, kept):
+        np.testing.assert_array_equal(a, k)
+
+
+def test_forget_reaches_the_pooled_base_of_a_reshaped_result():
+    pool = BufferPool(min_bytes=1 << 10, max_bytes=1 << 30)
+    a = pool.empty((4, 1 << 10), F32)
+    assert a.base is not None and pool.held_bytes() == a.nbytes
+    pool.forget([a[1:]])
+    assert pool.held_bytes() == 0

@@ -13,6 +13,8 @@ other holder is gone. A buffer still referenced anywhere is never reused.
   or free; a free array is dropped (least recently used first) to make room for a new
   size, and an array that does not fit is simply not pooled.
 * Exact matches only (dtype and element count): no slicing of larger buffers.
+* :meth:`BufferPool.forget` un-pools the buffers of one result: the server does it for
+  large requests, whose response copies would otherwise stack on top of pooled buffers.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import math
 import os
 import sys
 import threading
+from typing import Iterable
 
 import numpy as np
 
@@ -76,6 +79,17 @@ class BufferPool:
             else:
                 i += 1
         return held + nbytes <= self.max_bytes
+
+    def forget(self, arrays: Iterable[np.ndarray]) -> None:
+        """Stop pooling the buffers of ``arrays`` (results or views of them): they stay valid
+        and are freed, as ordinary arrays, once their last reference goes."""
+        bases = set()
+        for a in arrays:
+            while a is not None:
+                bases.add(id(a))
+                a = a.base if isinstance(a.base, np.ndarray) else None
+        with self._lock:
+            self._arrays = [a for a in self._arrays if id(a) not in bases]
 
     def held_bytes(self) -> int:
         """Bytes of the arrays the pool holds (busy or free)."""
