@@ -15,33 +15,38 @@ from __future__ import annotations
 import numpy as np
 
 from lossd.core import checks
-from lossd.kernels.jit import boolean, dual, f64, for_floats, prange, ro, rw
+from lossd.kernels.jit import block, boolean, dual, f64, for_floats, prange, ro, rw
 from lossd.losses import _elementwise
+from lossd.losses._blocks import BLOCK, blocks, sink
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
+
+
+@block
+def _hinge_embedding_block(i0, x, y, margin, s, out, gx):  # pragma: no cover - compiled
+    """Elements [i0, i0 + BLOCK) of :func:`_hinge_embedding` (unrequested outputs: a
+    scratch sink)."""
+    stop = min(i0 + BLOCK, x.size)
+    xb, yb = x[i0:stop], y[i0:stop]
+    ob, gxb = sink(out, i0, stop), sink(gx, i0, stop)
+    total = 0.0
+    for k in range(stop - i0):
+        xi = np.float64(xb[k])
+        u = margin - xi
+        hinge = u >= 0.0
+        positive = yb[k] > 0
+        v = xi if positive else (u if hinge else 0.0)
+        g = s if positive else (-s if hinge else 0.0)
+        total += v
+        ob[k] = v
+        gxb[k] = g
+    return total
 
 
 @dual(for_floats(lambda f: f64(ro(f), ro(f), f64, f64, rw(f), rw(f), boolean)))
 def _hinge_embedding(x, y, margin, s, out, gx, want_x):  # pragma: no cover - compiled
-    keep = out.size > 0
     total = 0.0
-    for i in prange(x.size):
-        xi = np.float64(x[i])
-        if y[i] > 0:
-            v = xi
-            g = s
-        else:
-            u = margin - xi
-            if u >= 0.0:
-                v = u
-                g = -s
-            else:
-                v = 0.0
-                g = 0.0
-        total += v
-        if keep:
-            out[i] = v
-        if want_x:
-            gx[i] = g
+    for b in prange(blocks(x.size)):
+        total += _hinge_embedding_block(b * BLOCK, x, y, margin, s, out, gx)
     return total
 
 

@@ -13,9 +13,29 @@ from __future__ import annotations
 import numpy as np
 
 from lossd.core import checks
-from lossd.kernels.jit import boolean, dual, f64, for_floats, prange, ro, rw
+from lossd.kernels.jit import block, boolean, dual, f64, for_floats, prange, ro, rw
 from lossd.losses import _elementwise
+from lossd.losses._blocks import BLOCK, blocks, sink
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec
+
+
+@block
+def _l2_loss_block(i0, x, z, c, s, out, gx, gy):  # pragma: no cover - compiled
+    """Elements [i0, i0 + BLOCK) of :func:`_l2_loss`: d_k = x_k - c z_k (unrequested
+    outputs: a scratch sink)."""
+    stop = min(i0 + BLOCK, x.size)
+    xb, zb = x[i0:stop], z[i0:stop]
+    ob, gxb, gyb = sink(out, i0, stop), sink(gx, i0, stop), sink(gy, i0, stop)
+    total = 0.0
+    for k in range(stop - i0):
+        d = np.float64(xb[k]) - c * np.float64(zb[k])
+        v = 0.5 * d * d
+        total += v
+        g = s * d
+        ob[k] = v
+        gxb[k] = g
+        gyb[k] = -g
+    return total
 
 
 @dual(for_floats(lambda f: f64(ro(f), ro(f), f64, rw(f), rw(f), rw(f), boolean, boolean)))
@@ -23,22 +43,12 @@ def _l2_loss(x, y, s, out, gx, gy, want_x, want_y):  # pragma: no cover - compil
     """d_i = x_i - c z_i with z = y, c = 1 when the target is given; without it z is x again
     and c = 0 (x is finite, so c z_i = +-0 exactly). One branch-free loop either way: a
     branch on "target given" around the load of y_i kept the loop from vectorising (2x)."""
-    keep = out.size > 0
     has_y = y.size > 0
     z = y if has_y else x
     c = 1.0 if has_y else 0.0
     total = 0.0
-    for i in prange(x.size):
-        d = np.float64(x[i]) - c * np.float64(z[i])
-        v = 0.5 * d * d
-        total += v
-        if keep:
-            out[i] = v
-        g = s * d
-        if want_x:
-            gx[i] = g
-        if want_y:
-            gy[i] = -g
+    for b in prange(blocks(x.size)):
+        total += _l2_loss_block(b * BLOCK, x, z, c, s, out, gx, gy)
     return total
 
 

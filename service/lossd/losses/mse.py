@@ -11,25 +11,35 @@ from __future__ import annotations
 
 import numpy as np
 
-from lossd.kernels.jit import boolean, dual, f64, for_floats, prange, ro, rw
+from lossd.kernels.jit import block, boolean, dual, f64, for_floats, prange, ro, rw
 from lossd.losses import _elementwise
+from lossd.losses._blocks import BLOCK, blocks, sink
 from lossd.spec import Call, LossOutput, LossSpec
+
+
+@block
+def _mse_block(i0, x, y, s, out, gx, gy):  # pragma: no cover - compiled
+    """Elements [i0, i0 + BLOCK) of :func:`_mse` (unrequested outputs: a scratch sink)."""
+    stop = min(i0 + BLOCK, x.size)
+    xb, yb = x[i0:stop], y[i0:stop]
+    ob, gxb, gyb = sink(out, i0, stop), sink(gx, i0, stop), sink(gy, i0, stop)
+    total = 0.0
+    for k in range(stop - i0):
+        d = np.float64(xb[k]) - np.float64(yb[k])
+        v = d * d
+        total += v
+        g = 2.0 * s * d
+        ob[k] = v
+        gxb[k] = g
+        gyb[k] = -g
+    return total
 
 
 @dual(for_floats(lambda f: f64(ro(f), ro(f), f64, rw(f), rw(f), rw(f), boolean, boolean)))
 def _mse(x, y, s, out, gx, gy, want_x, want_y):  # pragma: no cover - compiled
-    keep = out.size > 0
     total = 0.0
-    for i in prange(x.size):
-        d = np.float64(x[i]) - np.float64(y[i])
-        total += d * d
-        if keep:
-            out[i] = d * d
-        g = 2.0 * s * d
-        if want_x:
-            gx[i] = g
-        if want_y:
-            gy[i] = -g
+    for b in prange(blocks(x.size)):
+        total += _mse_block(b * BLOCK, x, y, s, out, gx, gy)
     return total
 
 
