@@ -30,22 +30,22 @@ import math
 import numpy as np
 
 from lossd.core import checks
-from lossd.kernels.jit import boolean, dual, f64, for_floats, i64, prange, ro, rw
+from lossd.kernels.jit import block, boolean, dual, f64, for_floats, i64, prange, ro, rw
 from lossd.kernels.reduction import scale
+from lossd.losses._rowblocks import row_blocks, rows_per_block
 from lossd.losses.common import buffer, finish, loss_buffer
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, OutputSpec, ParamSpec
 
 
-@dual(for_floats(lambda f: f64(ro(f, 2), ro(i64), ro(f, 2), ro(f, 2), boolean, ro(i64), ro(i64), f64, f64,
-                               f64, rw(f), rw(f, 2), rw(f, 2), rw(f, 2), rw(f, 2), rw(f, 2), boolean,
-                               boolean, boolean, boolean)))
-def _center(x, y, c, z, has_logits, order, start, lam, alpha, r, out, gx, gc, gz, delta, cnew,
-            want_x, want_c, want_z, update):  # pragma: no cover - compiled
-    n, dim = x.shape
+@block
+def _center_rows(i0, i1, x, y, c, z, has_logits, lam, r, out, gx, gz, want_x,
+                 want_z):  # pragma: no cover - compiled
+    """Rows [i0, i1) of :func:`_center`: their losses, dR/dx and dR/dz."""
+    dim = x.shape[1]
     n_cls = c.shape[0]
     keep = out.size > 0
     total = 0.0
-    for i in prange(n):
+    for i in range(i0, i1):
         label = y[i]
         d2 = 0.0
         for k in range(dim):
@@ -72,22 +72,47 @@ def _center(x, y, c, z, has_logits, order, start, lam, alpha, r, out, gx, gc, gz
         total += value
         if keep:
             out[i] = value
+    return total
+
+
+@block
+def _center_class(j, x, c, order, start, lam, alpha, r, gc, delta, cnew, want_c,
+                  update):  # pragma: no cover - compiled
+    """Row j of dR/dc and of the center update: a sum over the rows labelled j (read through
+    ``order``/``start``), so no two classes write the same row."""
+    dim = x.shape[1]
+    count = start[j + 1] - start[j]
+    acc = np.zeros(dim)
+    for m in range(start[j], start[j + 1]):
+        row = order[m]
+        for k in range(dim):
+            acc[k] += np.float64(x[row, k]) - np.float64(c[j, k])
+    for k in range(dim):
+        s = acc[k]
+        if want_c:
+            gc[j, k] = -r * lam * s
+        if update:
+            dlt = -s / (1.0 + count)
+            delta[j, k] = dlt
+            cnew[j, k] = np.float64(c[j, k]) - alpha * dlt
+
+
+@dual(for_floats(lambda f: f64(ro(f, 2), ro(i64), ro(f, 2), ro(f, 2), boolean, ro(i64), ro(i64), f64, f64,
+                               f64, rw(f), rw(f, 2), rw(f, 2), rw(f, 2), rw(f, 2), rw(f, 2), boolean,
+                               boolean, boolean, boolean)))
+def _center(x, y, c, z, has_logits, order, start, lam, alpha, r, out, gx, gc, gz, delta, cnew,
+            want_x, want_c, want_z, update):  # pragma: no cover - compiled
+    """Row chunks, then classes: each prange iteration writes only its own rows."""
+    n, dim = x.shape
+    per = rows_per_block(dim + (z.shape[1] if has_logits else 0))
+    total = 0.0
+    for b in prange(row_blocks(n, per)):
+        i0 = b * per
+        total += _center_rows(i0, min(n, i0 + per), x, y, c, z, has_logits, lam, r, out, gx, gz,
+                              want_x, want_z)
     if want_c or update:
-        for j in prange(n_cls):
-            count = start[j + 1] - start[j]
-            acc = np.zeros(dim)
-            for m in range(start[j], start[j + 1]):
-                row = order[m]
-                for k in range(dim):
-                    acc[k] += np.float64(x[row, k]) - np.float64(c[j, k])
-            for k in range(dim):
-                s = acc[k]
-                if want_c:
-                    gc[j, k] = -r * lam * s
-                if update:
-                    dlt = -s / (1.0 + count)
-                    delta[j, k] = dlt
-                    cnew[j, k] = np.float64(c[j, k]) - alpha * dlt
+        for j in prange(c.shape[0]):
+            _center_class(j, x, c, order, start, lam, alpha, r, gc, delta, cnew, want_c, update)
     return total
 
 

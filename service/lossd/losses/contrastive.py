@@ -22,19 +22,20 @@ import math
 import numpy as np
 
 from lossd.core import checks
-from lossd.kernels.jit import boolean, dual, f64, for_floats, i64, prange, ro, rw
+from lossd.kernels.jit import block, boolean, dual, f64, for_floats, i64, prange, ro, rw
 from lossd.kernels.reduction import scale
+from lossd.losses._rowblocks import row_blocks, rows_per_block
 from lossd.losses.common import buffer, finish, grads_of, loss_buffer
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
 
 
-@dual(for_floats(lambda f: f64(ro(f, 2), ro(f, 2), ro(i64), f64, f64, rw(f), rw(f, 2), rw(f, 2),
-                               boolean, boolean)))
-def _contrastive(x1, x2, y, margin, r, out, g1, g2, want1, want2):  # pragma: no cover - compiled
-    n, dim = x1.shape
+@block
+def _contrastive_rows(i0, i1, x1, x2, y, margin, r, out, g1, g2, want1, want2):  # pragma: no cover - compiled
+    """Rows [i0, i1) of :func:`_contrastive`."""
+    dim = x1.shape[1]
     keep = out.size > 0
     total = 0.0
-    for i in prange(n):
+    for i in range(i0, i1):
         d2 = 0.0
         for k in range(dim):
             u = np.float64(x1[i, k]) - np.float64(x2[i, k])
@@ -61,6 +62,18 @@ def _contrastive(x1, x2, y, margin, r, out, g1, g2, want1, want2):  # pragma: no
                     g1[i, k] = g
                 if want2:
                     g2[i, k] = -g
+    return total
+
+
+@dual(for_floats(lambda f: f64(ro(f, 2), ro(f, 2), ro(i64), f64, f64, rw(f), rw(f, 2), rw(f, 2),
+                               boolean, boolean)))
+def _contrastive(x1, x2, y, margin, r, out, g1, g2, want1, want2):  # pragma: no cover - compiled
+    n, dim = x1.shape
+    per = rows_per_block(dim)
+    total = 0.0
+    for b in prange(row_blocks(n, per)):
+        i0 = b * per
+        total += _contrastive_rows(i0, min(n, i0 + per), x1, x2, y, margin, r, out, g1, g2, want1, want2)
     return total
 
 

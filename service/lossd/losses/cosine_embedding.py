@@ -20,20 +20,22 @@ import math
 import numpy as np
 
 from lossd.core import checks
-from lossd.kernels.jit import boolean, dual, f64, for_floats, prange, ro, rw
+from lossd.kernels.jit import block, boolean, dual, f64, for_floats, prange, ro, rw
 from lossd.losses import _elementwise
+from lossd.losses._rowblocks import row_blocks, rows_per_block
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
 
 EPS = float(np.float32(1e-12))
 
 
-@dual(for_floats(lambda f: f64(ro(f, 2), ro(f, 2), ro(f), f64, f64, rw(f), rw(f, 2), rw(f, 2),
-                               boolean, boolean)))
-def _cosine_embedding(a, b, y, margin, s, out, ga, gb, want_a, want_b):  # pragma: no cover - compiled
-    rows, cols = a.shape
+@block
+def _cosine_embedding_rows(r0, r1, a, b, y, margin, s, out, ga, gb, want_a,
+                           want_b):  # pragma: no cover - compiled
+    """Rows [r0, r1) of :func:`_cosine_embedding`."""
+    cols = a.shape[1]
     keep = out.size > 0
     total = 0.0
-    for r in prange(rows):
+    for r in range(r0, r1):
         saa = 0.0
         sbb = 0.0
         sab = 0.0
@@ -67,6 +69,19 @@ def _cosine_embedding(a, b, y, margin, s, out, ga, gb, want_a, want_b):  # pragm
                     ga[r, j] = k * (bj / den - c * aj / saa)
                 if want_b:
                     gb[r, j] = k * (aj / den - c * bj / sbb)
+    return total
+
+
+@dual(for_floats(lambda f: f64(ro(f, 2), ro(f, 2), ro(f), f64, f64, rw(f), rw(f, 2), rw(f, 2),
+                               boolean, boolean)))
+def _cosine_embedding(a, b, y, margin, s, out, ga, gb, want_a, want_b):  # pragma: no cover - compiled
+    rows, cols = a.shape
+    per = rows_per_block(cols)
+    total = 0.0
+    for i in prange(row_blocks(rows, per)):
+        r0 = i * per
+        total += _cosine_embedding_rows(r0, min(rows, r0 + per), a, b, y, margin, s, out, ga, gb,
+                                        want_a, want_b)
     return total
 
 

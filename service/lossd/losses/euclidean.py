@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from lossd.kernels.jit import boolean, dual, f64, for_floats, prange, ro, rw
+from lossd.kernels.jit import block, boolean, dual, f64, for_floats, prange, ro, rw
 from lossd.losses import _elementwise
+from lossd.losses._rowblocks import row_blocks, rows_per_block
 from lossd.spec import Call, LossOutput, LossSpec
 
 
-@dual(for_floats(lambda f: f64(ro(f, 2), ro(f, 2), f64, rw(f), rw(f, 2), rw(f, 2), boolean, boolean)))
-def _euclidean(x, y, s, out, gx, gy, want_x, want_y):  # pragma: no cover - compiled
-    rows, cols = x.shape
+@block
+def _euclidean_rows(r0, r1, x, y, s, out, gx, gy, want_x, want_y):  # pragma: no cover - compiled
+    """Rows [r0, r1) of :func:`_euclidean`."""
+    cols = x.shape[1]
     keep = out.size > 0
     total = 0.0
-    for r in prange(rows):
+    for r in range(r0, r1):
         ss = 0.0
         for j in range(cols):
             d = np.float64(x[r, j]) - np.float64(y[r, j])
@@ -33,6 +35,17 @@ def _euclidean(x, y, s, out, gx, gy, want_x, want_y):  # pragma: no cover - comp
         total += 0.5 * ss
         if keep:
             out[r] = 0.5 * ss
+    return total
+
+
+@dual(for_floats(lambda f: f64(ro(f, 2), ro(f, 2), f64, rw(f), rw(f, 2), rw(f, 2), boolean, boolean)))
+def _euclidean(x, y, s, out, gx, gy, want_x, want_y):  # pragma: no cover - compiled
+    rows, cols = x.shape
+    per = rows_per_block(cols)
+    total = 0.0
+    for b in prange(row_blocks(rows, per)):
+        r0 = b * per
+        total += _euclidean_rows(r0, min(rows, r0 + per), x, y, s, out, gx, gy, want_x, want_y)
     return total
 
 

@@ -19,33 +19,38 @@ from __future__ import annotations
 import numpy as np
 
 from lossd.core import checks
-from lossd.kernels.jit import boolean, dual, f64, for_floats, i64, prange, ro, rw
+from lossd.kernels.jit import block, boolean, dual, f64, for_floats, i64, prange, ro, rw
 from lossd.kernels.reduction import scale
+from lossd.losses._rowblocks import row_blocks, rows_per_block
 from lossd.losses.common import buffer, finish, grads_of, loss_buffer
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec
 
 
-@dual(for_floats(lambda f: f64(ro(f, 2), ro(i64, 2), ro(f), boolean, ro(f), f64, rw(f), rw(f, 2), boolean)))
-def _moon(x, y, src, has_src, tgt, r, out, gx, want):  # pragma: no cover - compiled
-    n, a = x.shape
+@block
+def _moon_weights(j, y, src, has_src, tgt, w_pos, w_neg):  # pragma: no cover - compiled
+    """w_pos[j], w_neg[j] of attribute j (its source rate counted over the rows when not given)."""
+    n = y.shape[0]
+    if has_src:
+        s = np.float64(src[j])
+    else:
+        count = 0
+        for i in range(n):
+            if y[i, j] > 0:
+                count += 1
+        s = count / n
+    t = np.float64(tgt[j])
+    # positives: S(+) = s, T(+) = t; negatives: S(-) = 1 - s, T(-) = 1 - t
+    w_pos[j] = 1.0 if t >= s else (1.0 - s) * t / (s * (1.0 - t))
+    w_neg[j] = 1.0 if 1.0 - t >= 1.0 - s else s * (1.0 - t) / ((1.0 - s) * t)
+
+
+@block
+def _moon_rows(i0, i1, x, y, w_pos, w_neg, r, out, gx, want):  # pragma: no cover - compiled
+    """Rows [i0, i1) of :func:`_moon`."""
+    a = x.shape[1]
     keep = out.size > 0
-    w_pos = np.empty(a)
-    w_neg = np.empty(a)
-    for j in prange(a):
-        if has_src:
-            s = np.float64(src[j])
-        else:
-            count = 0
-            for i in range(n):
-                if y[i, j] > 0:
-                    count += 1
-            s = count / n
-        t = np.float64(tgt[j])
-        # positives: S(+) = s, T(+) = t; negatives: S(-) = 1 - s, T(-) = 1 - t
-        w_pos[j] = 1.0 if t >= s else (1.0 - s) * t / (s * (1.0 - t))
-        w_neg[j] = 1.0 if 1.0 - t >= 1.0 - s else s * (1.0 - t) / ((1.0 - s) * t)
     total = 0.0
-    for i in prange(n):
+    for i in range(i0, i1):
         value = 0.0
         for j in range(a):
             w = w_pos[j] if y[i, j] > 0 else w_neg[j]
@@ -56,6 +61,22 @@ def _moon(x, y, src, has_src, tgt, r, out, gx, want):  # pragma: no cover - comp
         total += value
         if keep:
             out[i] = value
+    return total
+
+
+@dual(for_floats(lambda f: f64(ro(f, 2), ro(i64, 2), ro(f), boolean, ro(f), f64, rw(f), rw(f, 2), boolean)))
+def _moon(x, y, src, has_src, tgt, r, out, gx, want):  # pragma: no cover - compiled
+    """Each prange iteration writes only its own attribute's weights or its own rows."""
+    n, a = x.shape
+    w_pos = np.empty(a)
+    w_neg = np.empty(a)
+    for j in prange(a):
+        _moon_weights(j, y, src, has_src, tgt, w_pos, w_neg)
+    per = rows_per_block(a)
+    total = 0.0
+    for b in prange(row_blocks(n, per)):
+        i0 = b * per
+        total += _moon_rows(i0, min(n, i0 + per), x, y, w_pos, w_neg, r, out, gx, want)
     return total
 
 

@@ -25,8 +25,9 @@ import math
 import numpy as np
 
 from lossd.core import checks
-from lossd.kernels.jit import boolean, dual, f64, for_floats, i64, inline, prange, ro, rw
+from lossd.kernels.jit import block, boolean, dual, f64, for_floats, i64, inline, prange, ro, rw
 from lossd.kernels.reduction import scale
+from lossd.losses._rowblocks import row_blocks, rows_per_block
 from lossd.losses.common import buffer, finish, grads_of, loss_buffer
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
 
@@ -90,14 +91,14 @@ def _slope(d, mode):  # pragma: no cover - compiled
     return 1.0 / d if d > 0.0 else 0.0
 
 
-@dual(for_floats(lambda f: f64(ro(f, 2), ro(f, 2), ro(f, 2), f64, f64, f64, i64, boolean, f64, rw(f),
-                               rw(f, 2), rw(f, 2), rw(f, 2), boolean, boolean, boolean)))
-def _triplet(a, pos, neg, margin, p, eps, mode, swap, r, out, ga, gp, gn,
-             want_a, want_p, want_n):  # pragma: no cover - compiled
-    n, dim = a.shape
+@block
+def _triplet_rows(i0, i1, a, pos, neg, margin, p, eps, mode, swap, r, out, ga, gp, gn,
+                  want_a, want_p, want_n):  # pragma: no cover - compiled
+    """Rows [i0, i1) of :func:`_triplet`."""
+    dim = a.shape[1]
     keep = out.size > 0
     total = 0.0
-    for i in prange(n):
+    for i in range(i0, i1):
         d_ap = _dist(a, pos, i, eps, p, mode)
         d_an = _dist(a, neg, i, eps, p, mode)
         use_pn = False
@@ -149,6 +150,22 @@ def _triplet(a, pos, neg, margin, p, eps, mode, swap, r, out, ga, gp, gn,
                         gp[i, k] = -c * g_ap
                 if want_n:
                     gn[i, k] = c * g_x
+    return total
+
+
+
+
+@dual(for_floats(lambda f: f64(ro(f, 2), ro(f, 2), ro(f, 2), f64, f64, f64, i64, boolean, f64, rw(f),
+                               rw(f, 2), rw(f, 2), rw(f, 2), boolean, boolean, boolean)))
+def _triplet(a, pos, neg, margin, p, eps, mode, swap, r, out, ga, gp, gn,
+             want_a, want_p, want_n):  # pragma: no cover - compiled
+    n, dim = a.shape
+    per = rows_per_block(dim)
+    total = 0.0
+    for b in prange(row_blocks(n, per)):
+        i0 = b * per
+        total += _triplet_rows(i0, min(n, i0 + per), a, pos, neg, margin, p, eps, mode, swap, r, out,
+                               ga, gp, gn, want_a, want_p, want_n)
     return total
 
 
