@@ -1,5 +1,6 @@
 """kernels/finite.py: the exponent-bit finiteness check of request validation, both
-builds, both float types, every special value, at every position of a vector."""
+builds, both float types, every special value, at every position of a vector (first,
+middle and last block of a vector of several blocks)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def test_finite_extremes_pass(build, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("bad", [np.nan, -np.nan, np.inf, -np.inf])
-@pytest.mark.parametrize("size", [1, 7, 64, 1001])
+@pytest.mark.parametrize("size", [1, 7, 64, 1001, 2 * finite.BLOCK + 3])  # the last: 3 blocks
 def test_any_non_finite_value_fails(build, dtype, bad, size):
     for where in sorted({0, size // 2, size - 1}):
         a = np.linspace(-1e3, 1e3, size).astype(dtype)
@@ -57,7 +58,7 @@ def test_range_signatures_eager_only():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("size", [1, 7, 64, 1001])
+@pytest.mark.parametrize("size", [1, 7, 64, 1001, 2 * finite.BLOCK + 3])
 def test_any_outside_matches_numpy(build, dtype, size):
     """The verdict of NumPy's ``(a < lo) | (a > hi)`` (open ends: <= / >=) at every
     position, for values at, just inside and just outside each end, signed zeros, NaN."""

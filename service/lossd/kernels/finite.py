@@ -17,18 +17,31 @@ from __future__ import annotations
 
 import numpy as np
 
-from lossd.kernels.jit import FLOAT_TYPES, boolean, dual, i32, i64, prange, ro
+from lossd.kernels.jit import FLOAT_TYPES, block, boolean, dual, i32, i64, prange, ro
+
+#: elements per call of a block body (a prange iteration)
+BLOCK = 1 << 14
 
 #: float dtype -> (integer view dtype, exponent mask)
 _BITS = {np.dtype(np.float32): (np.dtype(np.int32), 0x7F800000),
          np.dtype(np.float64): (np.dtype(np.int64), 0x7FF0000000000000)}
 
 
+@block
+def _max_exponent_block(i0, bits, mask):  # pragma: no cover - compiled
+    """max of bits[i] & mask over elements [i0, i0 + BLOCK)."""
+    chunk = bits[i0:min(i0 + BLOCK, bits.size)]
+    m = 0
+    for k in range(chunk.size):
+        m = max(m, chunk[k] & mask)
+    return m
+
+
 @dual([i64(ro(i32), i64), i64(ro(i64), i64)])
 def _max_exponent(bits, mask):  # pragma: no cover - compiled
     m = 0
-    for i in prange(bits.size):
-        m = max(m, bits[i] & mask)
+    for b in prange((bits.size + BLOCK - 1) // BLOCK):
+        m = max(m, _max_exponent_block(b * BLOCK, bits, mask))
     return m
 
 
@@ -39,12 +52,22 @@ def all_finite(a: np.ndarray) -> bool:
     return _max_exponent.call(a.size, bits, mask) < mask
 
 
+@block
+def _count_outside_block(i0, a, lo, hi, lo_open, hi_open):  # pragma: no cover - compiled
+    """How many of elements [i0, i0 + BLOCK) lie outside the interval."""
+    chunk = a[i0:min(i0 + BLOCK, a.size)]
+    n = 0
+    for k in range(chunk.size):
+        x = chunk[k]
+        n += (x < lo) | (x > hi) | ((x == lo) & lo_open) | ((x == hi) & hi_open)
+    return n
+
+
 @dual([i64(ro(f), f, f, boolean, boolean) for f in FLOAT_TYPES])
 def _count_outside(a, lo, hi, lo_open, hi_open):  # pragma: no cover - compiled
     n = 0
-    for i in prange(a.size):
-        x = a[i]
-        n += (x < lo) | (x > hi) | ((x == lo) & lo_open) | ((x == hi) & hi_open)
+    for b in prange((a.size + BLOCK - 1) // BLOCK):
+        n += _count_outside_block(b * BLOCK, a, lo, hi, lo_open, hi_open)
     return n
 
 
