@@ -97,8 +97,14 @@ def decode_tensor(tensor: pb.Tensor, field: str = "tensor",
             name = "DTYPE_UNSPECIFIED"
         raise InvalidArgument.field(
             field, f"dtype {name} is not supported; expected float32, float64, int32 or int64")
+    # read once: each read of a bytes field copies it
+    data = tensor.data if views is None else wire.resolve(tensor.data, views)
     shape = tuple(tensor.shape)
-    if len(shape) > MAX_RANK:
+    if len(shape) <= 1:  # the common vectors and scalars: a length check is all it takes
+        if len(data) == (shape[0] if shape else 1) * dtype.itemsize:
+            array = np.frombuffer(data, dtype)
+            return array if shape else array.reshape(())
+    elif len(shape) > MAX_RANK:
         raise InvalidArgument.field(field, f"rank {len(shape)} exceeds the maximum {MAX_RANK}")
     if shape and min(shape) < 0:
         raise InvalidArgument.field(field, f"shape {list(shape)} has a negative dimension")
@@ -106,7 +112,6 @@ def decode_tensor(tensor: pb.Tensor, field: str = "tensor",
     if count == 0:  # an overflowing non-empty shape fails the byte-length check below
         check_extent(shape, dtype.itemsize, field)
     expected = count * dtype.itemsize
-    data = wire.resolve(tensor.data, views)  # read once: each read of a bytes field copies it
     got = len(data)
     if expected != got:
         raise InvalidArgument.field(

@@ -44,10 +44,11 @@ class EvaluateResult:
                    views: Sequence[memoryview] | None = None) -> EvaluateResult:
         """Decode a response (arrays are read-only views of the message bytes; ``views``:
         those of a response :func:`parse_response` scanned)."""
+        grads, outputs = response.grads, response.outputs  # maps: keys then lookups beat items()
         return cls(
             loss=decode_tensor(response.loss, "loss", views),
-            grads={k: decode_tensor(v, f"grads.{k}", views) for k, v in response.grads.items()},
-            outputs={k: decode_tensor(v, f"outputs.{k}", views) for k, v in response.outputs.items()},
+            grads={k: decode_tensor(grads[k], f"grads.{k}", views) for k in grads},
+            outputs={k: decode_tensor(outputs[k], f"outputs.{k}", views) for k in outputs} if outputs else {},
             request_id=response.request_id,
             loss_id=response.loss_id,
         )

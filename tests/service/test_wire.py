@@ -276,6 +276,26 @@ def test_tensor_without_data_decodes_as_empty():
     assert decode_tensor(message.inputs[0].tensor, "x", scanned[1]).shape == (0,)
 
 
+@pytest.mark.parametrize("shape, nbytes, error", [
+    ((), 4, ""), ((3,), 12, ""), ((0,), 0, ""), ((2, 3), 24, ""),
+    ((), 8, "does not match shape"), ((3,), 8, "does not match shape"), ((0,), 4, "does not match shape"),
+    ((-2,), 8, "negative dimension"), ((2, -3), 24, "negative dimension"),
+    ((1,) * 33, 4, "exceeds the maximum"),
+])
+def test_decode_tensor_scalars_vectors_and_errors(shape, nbytes, error):
+    """The length-check fast path for 0-d and 1-d tensors and the general path agree:
+    same arrays (read-only views), same errors."""
+    data = np.arange(nbytes // 4, dtype="<f4").tobytes()
+    tensor = pb.Tensor(dtype=pb.DTYPE_FLOAT32, shape=shape, data=data)
+    if error:
+        with pytest.raises(InvalidArgument, match=error):
+            decode_tensor(tensor, "t")
+        return
+    array = decode_tensor(tensor, "t")
+    assert array.shape == shape and array.dtype == np.float32 and not array.flags.writeable
+    np.testing.assert_array_equal(array.reshape(-1), np.arange(nbytes // 4, dtype=np.float32))
+
+
 def test_evaluate_large_and_small_through_the_server(client):
     for n in (8, wire.PIECEWISE_MIN_BYTES // 4 + 1, wire.ZERO_COPY_MIN_BYTES):  # each path
         x = np.linspace(-1, 1, n, dtype=np.float32)
