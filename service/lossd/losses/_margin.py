@@ -36,7 +36,7 @@ import numpy as np
 
 from lossd.core import checks
 from lossd.kernels import vecmath
-from lossd.kernels.jit import boolean, dual, f64, i64, inline, prange, ro, rw
+from lossd.kernels.jit import block, boolean, dual, f64, i64, inline, prange, ro, rw
 from lossd.kernels.reduction import Reduction, scale
 from lossd.losses._softmax_rows import row_max
 from lossd.losses.common import finish
@@ -50,6 +50,8 @@ COMBINED = 3    # combined_margin: prm = (m1, m2, m3, eps)
 
 #: rows whose L2 norm is at most this are rejected (metric.md §0.3, F.normalize's eps)
 MIN_NORM = 1e-12
+#: rows per parallel task of the row kernel: about this many entries of P
+_CHUNK_ELEMENTS = 4096
 
 
 @inline
@@ -109,14 +111,14 @@ def _target(kind, prm, c):  # pragma: no cover - compiled
     return value, slope if inside else 0.0
 
 
-@dual([f64(rw(f64, 2), ro(i64), ro(f64), ro(f64), ro(f64), ro(f64), i64, ro(f64), f64, f64,
-           rw(f64), rw(f64), boolean)])
-def _margin_rows(p, y, u, v, a, b, kind, prm, k, r, out, h, want):  # pragma: no cover - compiled
-    """Per row: logits from P (in place), log-sum-exp, loss, and G'' in place of P."""
-    n_rows, n_cls = p.shape
-    rows = p.reshape(n_rows, n_cls, 1)
+@block
+def _margin_block(lo, hi, p, y, u, v, a, b, kind, prm, k, r, out, h, want):  # pragma: no cover - compiled
+    """Rows [lo, hi): logits from P (in place), log-sum-exp, loss into out, and G'' in place of
+    P and h (writes those rows only); returns the sum of the losses."""
+    n_cls = p.shape[1]
+    rows = p.reshape(p.shape[0], n_cls, 1)
     total = 0.0
-    for i in prange(n_rows):
+    for i in range(lo, hi):
         label = y[i]
         ui = u[i]
         c = p[i, label] / (a[i] * b[label])
@@ -147,6 +149,20 @@ def _margin_rows(p, y, u, v, a, b, kind, prm, k, r, out, h, want):  # pragma: no
             gy = math.expm1(-loss)                          # g_iy = p_y - 1, exact near p_y = 1
             p[i, label] = r * k * ui * v[label] * gy * dt
             h[i] = r * k * gy * (t - c * dt)
+    return total
+
+
+@dual([f64(rw(f64, 2), ro(i64), ro(f64), ro(f64), ro(f64), ro(f64), i64, ro(f64), f64, f64,
+           rw(f64), rw(f64), boolean)])
+def _margin_rows(p, y, u, v, a, b, kind, prm, k, r, out, h, want):  # pragma: no cover - compiled
+    """Per row: logits from P (in place), log-sum-exp, loss, and G'' in place of P; chunks of
+    whole rows (about _CHUNK_ELEMENTS entries of P), each a call of _margin_block."""
+    n_rows, n_cls = p.shape
+    per = max(1, _CHUNK_ELEMENTS // max(1, n_cls))
+    total = 0.0
+    for chunk in prange((n_rows + per - 1) // per):
+        total += _margin_block(chunk * per, min(n_rows, (chunk + 1) * per), p, y, u, v, a, b, kind, prm, k,
+                               r, out, h, want)
     return total
 
 

@@ -16,51 +16,23 @@ Gradients (r = 1 for none/sum, 1/N for mean/batchmean), G = softmax(logits) - on
 
 then, with ``normalize``, the row-normalisation backward dx = (dx^ - x^ (x^ . dx^)) / ||x||.
 Products are float64 BLAS products on float64 copies (float64 accumulation), in row blocks
-(memory O(block * (N or M+1))); a kernel turns each block of logits into CE values and G.
+(memory O(block * (N or M+1))); a kernel (``_logit_rows``) turns each block of logits into
+CE values and r G / tau.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from lossd.core import checks
-from lossd.kernels.jit import dual, f64, i64, prange, ro, rw
 from lossd.kernels.reduction import Reduction, scale
+from lossd.losses._logit_rows import softmax_xent
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
 
 #: elements of one block of logits
 BLOCK_ELEMENTS = 1 << 21
 #: rows with an L2 norm at or below this are rejected when normalising (F.normalize's eps)
 NORM_FLOOR = 1e-12
-
-
-@dual([f64(rw(f64, 2), ro(i64), i64, rw(f64))])
-def _ce_rows(z, target, row0, out):  # pragma: no cover - compiled
-    """Rows row0.. of logits (in place -> G = softmax - onehot(target)); out[row] = CE."""
-    rows, width = z.shape
-    total = 0.0
-    for b in prange(rows):
-        i = row0 + b
-        m = -np.inf
-        for j in range(width):
-            m = max(m, z[b, j])
-        t = target[i]
-        zt = z[b, t]
-        se = 0.0
-        for j in range(width):
-            e = math.exp(z[b, j] - m)
-            z[b, j] = e
-            se += e
-        value = m + math.log(se) - zt
-        inv = 1.0 / se
-        for j in range(width):
-            z[b, j] *= inv
-        z[b, t] -= 1.0
-        out[i] = value
-        total += value
-    return total
 
 
 def _unit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -89,6 +61,8 @@ def compute(call: Call) -> LossOutput:
     width = n if neg is None else neg.shape[0] + 1
     block = max(1, BLOCK_ELEMENTS // width)
     target = np.arange(n, dtype=np.int64) if neg is None else np.zeros(n, np.int64)
+    columns = np.arange(width, dtype=np.int64)
+    ones = np.ones(n)
     for row0 in range(0, n, block):
         rows = slice(row0, min(n, row0 + block))
         qb = q[rows]
@@ -99,8 +73,8 @@ def compute(call: Call) -> LossOutput:
             z[:, 0] = np.einsum("ij,ij->i", qb, keys[rows])
             z[:, 1:] = qb @ neg.T
         z *= inv_tau
-        _ce_rows.call(z.size, z, target, row0, ce)
-        z *= r * inv_tau                               # dR/dlogits times d logits / d dot
+        # z -> dR/dlogits times d logits / d dot
+        softmax_xent.call(z.size, z, target[rows], columns, ones[rows], r * inv_tau, ce[rows])
         if neg is None:
             if "query" in g:
                 g["query"][rows] = z @ keys

@@ -19,18 +19,23 @@ import math
 import numpy as np
 
 from lossd.core import checks
-from lossd.kernels.jit import boolean, dual, f64, for_floats, i64, prange, ro, rw
+from lossd.kernels.jit import block, boolean, dual, f64, for_floats, i64, prange, ro, rw
 from lossd.kernels.reduction import Reduction, scale
 from lossd.losses.common import buffer, finish
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
 
+#: rows per chunk target about this many elements of x (a parallel task's share of gx pages)
+_CHUNK_ELEMENTS = 1 << 14
 
-@dual(for_floats(lambda f: f64(ro(f, 3), ro(i64, 2), ro(f), i64, f64, rw(f, 2), rw(f, 3), boolean)))
-def _nll(x, y, w, ignore, s, out, gx, want):  # pragma: no cover - compiled
-    n_rows, n_cls, n_pos = x.shape
+
+@block
+def _nll_rows(lo, hi, x, y, w, ignore, s, out, gx, want):  # pragma: no cover - compiled
+    """Rows [lo, hi): losses into out, -s w_y into the target entries of gx (which arrives
+    zero-filled); returns the sum of the losses. Writes rows lo..hi-1 only."""
+    n_pos = x.shape[2]
     keep = out.size > 0
-    total = 0.0
-    for n in prange(n_rows):  # gx arrives zero-filled: only the target entries are written
+    acc = 0.0
+    for n in range(lo, hi):
         for k in range(n_pos):
             label = y[n, k]
             if label == ignore:
@@ -39,11 +44,22 @@ def _nll(x, y, w, ignore, s, out, gx, want):  # pragma: no cover - compiled
                 continue
             wy = np.float64(w[label])
             value = -wy * np.float64(x[n, label, k])
-            total += value
+            acc += value
             if keep:
                 out[n, k] = value
             if want:
                 gx[n, label, k] = -s * wy
+    return acc
+
+
+@dual(for_floats(lambda f: f64(ro(f, 3), ro(i64, 2), ro(f), i64, f64, rw(f, 2), rw(f, 3), boolean)))
+def _nll(x, y, w, ignore, s, out, gx, want):  # pragma: no cover - compiled
+    """Chunks of whole rows (about _CHUNK_ELEMENTS elements of x), each a call of _nll_rows."""
+    n_rows, n_cls, n_pos = x.shape
+    per = max(1, _CHUNK_ELEMENTS // max(1, n_cls * n_pos))
+    total = 0.0
+    for chunk in prange((n_rows + per - 1) // per):
+        total += _nll_rows(chunk * per, min(n_rows, (chunk + 1) * per), x, y, w, ignore, s, out, gx, want)
     return total
 
 

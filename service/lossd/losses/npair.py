@@ -12,57 +12,21 @@ Gradients (r = 1 for none/sum, 1/N for mean/batchmean), G = softmax(S) - T row-w
     dR/da = r (G p + 1/2 reg_lambda a),     dR/dp = r (G^T a + 1/2 reg_lambda p)
 
 The products are float64 BLAS matrix products on float64 copies (float64 accumulation),
-done in row blocks so that memory stays O(block * N); a kernel turns each block of S
-into its cross entropies and G (log-sum-exp per row).
+done in row blocks so that memory stays O(block * N); a kernel (``_logit_rows``) turns
+each block of S into its cross entropies and r G (log-sum-exp per row).
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from lossd.core import checks
-from lossd.kernels.jit import dual, f64, i64, prange, ro, rw
 from lossd.kernels.reduction import Reduction, scale
+from lossd.losses._logit_rows import softmax_xent
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
 
 #: elements of one block of S (rows * N)
 BLOCK_ELEMENTS = 1 << 21
-
-
-@dual([f64(rw(f64, 2), ro(i64), ro(f64), i64, rw(f64))])
-def _npair_rows(s, group, inv_count, row0, xent):  # pragma: no cover - compiled
-    """Rows row0.. of S (in place -> G = softmax - T); xent[row] = -sum_j T_ij log softmax_j."""
-    rows, n = s.shape
-    total = 0.0
-    for b in prange(rows):
-        i = row0 + b
-        m = -np.inf
-        for j in range(n):
-            m = max(m, s[b, j])
-        gi = group[i]
-        w = inv_count[i]
-        se = 0.0
-        ts = 0.0
-        for j in range(n):
-            v = s[b, j]
-            if group[j] == gi:
-                ts += v
-            e = math.exp(v - m)
-            s[b, j] = e
-            se += e
-        lse = m + math.log(se)
-        inv = 1.0 / se
-        for j in range(n):
-            g = s[b, j] * inv
-            if group[j] == gi:
-                g -= w
-            s[b, j] = g
-        value = lse - w * ts
-        xent[i] = value
-        total += value
-    return total
 
 
 def compute(call: Call) -> LossOutput:
@@ -87,9 +51,9 @@ def compute(call: Call) -> LossOutput:
     for row0 in range(0, n, block):
         rows = slice(row0, min(n, row0 + block))
         s = a[rows] @ p.T
-        _npair_rows.call(s.size, s, group, inv_count, row0, xent)
+        softmax_xent.call(s.size, s, group[rows], group, inv_count[rows], r, xent[rows])  # s -> r G
         if want_a:
-            ga[rows] = s @ p
+            np.matmul(s, p, out=ga[rows])
         if want_p:
             gp += s.T @ a[rows]
     losses = xent + 0.25 * lam * (np.einsum("ij,ij->i", a, a) + np.einsum("ij,ij->i", p, p))
@@ -99,9 +63,9 @@ def compute(call: Call) -> LossOutput:
         loss = np.asarray(float(np.sum(losses)) * r).astype(call.dtype)
     grads = {}
     if want_a:
-        grads["anchors"] = (r * (ga + 0.5 * lam * a)).astype(call.dtype)
+        grads["anchors"] = (ga + 0.5 * lam * r * a).astype(call.dtype)
     if want_p:
-        grads["positives"] = (r * (gp + 0.5 * lam * p)).astype(call.dtype)
+        grads["positives"] = (gp + 0.5 * lam * r * p).astype(call.dtype)
     return LossOutput(loss, grads)
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from lossd.core import checks
 from lossd.kernels import vecmath
-from lossd.kernels.jit import boolean, dual, f64, for_floats, i64, prange, ro, rw
+from lossd.kernels.jit import block, boolean, dual, f64, for_floats, i64, prange, ro, rw
 from lossd.kernels.reduction import Reduction, scale
 from lossd.losses._softmax_rows import exp_row, nll_from_rest, row_max
 from lossd.losses.common import buffer, finish
@@ -40,108 +40,119 @@ _CHUNK_ELEMENTS = 4096
 _EM1, _REST, _MZ, _ZY, _WZ, _WY = range(6)
 
 
+@block
+def _index_rows(lo, hi, z, y, w, ignore, eps, s, sw, out, gz, want):  # pragma: no cover - compiled
+    """Rows [lo, hi) of the index kernel: (1) per position max, exp and sums (vectorised over
+    classes) and the gradient, which needs no log; (2) lse - z_y and the loss, vectorised over
+    the rows' positions; returns their sum. Writes rows lo..hi-1 of out and gz only."""
+    n_cls, n_pos = z.shape[1], z.shape[2]
+    smooth = eps / n_cls
+    b = s * smooth
+    e = np.empty(n_cls)
+    st = np.empty((6, (hi - lo) * n_pos))
+    for n in range(lo, hi):
+        for k in range(n_pos):
+            j = (n - lo) * n_pos + k
+            label = y[n, k]
+            if label == ignore:  # contributes 0 through the neutral values below
+                st[_EM1, j], st[_REST, j], st[_MZ, j] = 0.0, 0.0, 0.0
+                st[_ZY, j], st[_WZ, j], st[_WY, j] = 0.0, 0.0, 0.0
+                if want:
+                    for c in range(n_cls):
+                        gz[n, c, k] = 0.0
+                continue
+            m = row_max(z, n, k)
+            rest = exp_row(z, n, k, m, e, 0, label)
+            ey = e[label]
+            zy = np.float64(z[n, label, k])
+            wy = np.float64(w[label])
+            wz = 0.0
+            if eps != 0.0:
+                for c in range(n_cls):
+                    wz += w[c] * np.float64(z[n, c, k])
+            st[_EM1, j], st[_REST, j], st[_MZ, j] = ey - 1.0, rest, m - zy
+            st[_ZY, j], st[_WZ, j], st[_WY, j] = zy, wz, wy
+            if want:
+                a = s * (1.0 - eps) * wy
+                r = 1.0 / (ey + rest)
+                f = (a + b * sw) * r
+                for c in range(n_cls):
+                    gz[n, c, k] = f * e[c] - b * w[c]
+                # a (q_y - 1) = -a rest / se: no cancellation as q_y -> 1
+                gz[n, label, k] = -a * rest * r + b * (sw * ey * r - w[label])
+    acc = 0.0
+    for j in range(st.shape[1]):
+        d = nll_from_rest(st[_EM1, j], st[_REST, j], st[_MZ, j])
+        value = (1.0 - eps) * st[_WY, j] * d + smooth * (sw * (st[_ZY, j] + d) - st[_WZ, j])
+        st[_WZ, j] = value
+        acc += value
+    if out.size > 0:
+        flat = out.reshape(out.size)
+        for j in range(st.shape[1]):
+            flat[lo * n_pos + j] = st[_WZ, j]
+    return acc
+
+
 @dual(for_floats(lambda f: f64(ro(f, 3), ro(i64, 2), ro(f), i64, f64, f64, rw(f, 2), rw(f, 3),
                                boolean)))
 def _ce_index(z, y, w, ignore, eps, s, out, gz, want):  # pragma: no cover - compiled
-    """Per chunk of rows: (1) per position max, exp and sums (vectorised over classes) and
-    the gradient, which needs no log; (2) lse - z_y and the loss, vectorised over the chunk's
-    positions."""
+    """Chunks of whole rows (about _CHUNK_ELEMENTS elements), each a call of _index_rows."""
     n_rows, n_cls, n_pos = z.shape
-    keep = out.size > 0
-    flat = out.reshape(out.size)
     sw = 0.0
     for c in range(n_cls):
         sw += w[c]
-    smooth = eps / n_cls
-    b = s * smooth
     per = max(1, _CHUNK_ELEMENTS // (n_cls * n_pos))
-    n_chunks = (n_rows + per - 1) // per
     total = 0.0
-    for chunk in prange(n_chunks):
-        lo = chunk * per
-        hi = min(n_rows, lo + per)
-        e = np.empty(n_cls)
-        st = np.empty((6, (hi - lo) * n_pos))
-        for n in range(lo, hi):
-            for k in range(n_pos):
-                j = (n - lo) * n_pos + k
-                label = y[n, k]
-                if label == ignore:  # contributes 0 through the neutral values below
-                    st[_EM1, j], st[_REST, j], st[_MZ, j] = 0.0, 0.0, 0.0
-                    st[_ZY, j], st[_WZ, j], st[_WY, j] = 0.0, 0.0, 0.0
-                    if want:
-                        for c in range(n_cls):
-                            gz[n, c, k] = 0.0
-                    continue
-                m = row_max(z, n, k)
-                rest = exp_row(z, n, k, m, e, 0, label)
-                ey = e[label]
-                zy = np.float64(z[n, label, k])
-                wy = np.float64(w[label])
-                wz = 0.0
-                if eps != 0.0:
-                    for c in range(n_cls):
-                        wz += w[c] * np.float64(z[n, c, k])
-                st[_EM1, j], st[_REST, j], st[_MZ, j] = ey - 1.0, rest, m - zy
-                st[_ZY, j], st[_WZ, j], st[_WY, j] = zy, wz, wy
-                if want:
-                    a = s * (1.0 - eps) * wy
-                    r = 1.0 / (ey + rest)
-                    f = (a + b * sw) * r
-                    for c in range(n_cls):
-                        gz[n, c, k] = f * e[c] - b * w[c]
-                    # a (q_y - 1) = -a rest / se: no cancellation as q_y -> 1
-                    gz[n, label, k] = -a * rest * r + b * (sw * ey * r - w[label])
-        acc = 0.0
-        for j in range(st.shape[1]):
-            d = nll_from_rest(st[_EM1, j], st[_REST, j], st[_MZ, j])
-            value = (1.0 - eps) * st[_WY, j] * d + smooth * (sw * (st[_ZY, j] + d) - st[_WZ, j])
-            st[_WZ, j] = value
-            acc += value
-        if keep:
-            for j in range(st.shape[1]):
-                flat[lo * n_pos + j] = st[_WZ, j]
-        total += acc
+    for chunk in prange((n_rows + per - 1) // per):
+        total += _index_rows(chunk * per, min(n_rows, (chunk + 1) * per), z, y, w, ignore, eps, s, sw,
+                             out, gz, want)
     return total
+
+
+@block
+def _prob_rows(lo, hi, z, p, w, eps, s, out, gz, gp, want_z, want_p):  # pragma: no cover - compiled
+    """Rows [lo, hi) of the probability kernel, per position: max, exp and sum (vectorised
+    over classes), lse, the loss and the gradients; returns the sum of the losses."""
+    n_cls, n_pos = z.shape[1], z.shape[2]
+    keep = out.size > 0
+    smooth = eps / n_cls
+    e = np.empty(n_cls)  # exp(z_c - m), reused by the z gradient
+    acc = 0.0
+    for n in range(lo, hi):
+        for k in range(n_pos):
+            m = row_max(z, n, k)
+            se = exp_row(z, n, k, m, e, 0, -1)
+            lse = m + vecmath.log(se)
+            value = 0.0
+            wp = 0.0
+            for c in range(n_cls):
+                wpc = w[c] * ((1.0 - eps) * np.float64(p[n, c, k]) + smooth)
+                value -= wpc * (np.float64(z[n, c, k]) - lse)
+                wp += wpc
+            acc += value
+            if keep:
+                out[n, k] = value
+            if want_p:
+                for c in range(n_cls):
+                    gp[n, c, k] = -s * (1.0 - eps) * w[c] * (np.float64(z[n, c, k]) - lse)
+            if want_z:
+                f = s * wp / se
+                for c in range(n_cls):
+                    wpc = w[c] * ((1.0 - eps) * np.float64(p[n, c, k]) + smooth)
+                    gz[n, c, k] = f * e[c] - s * wpc
+    return acc
 
 
 @dual(for_floats(lambda f: f64(ro(f, 3), ro(f, 3), ro(f), f64, f64, rw(f, 2), rw(f, 3), rw(f, 3),
                                boolean, boolean)))
 def _ce_prob(z, p, w, eps, s, out, gz, gp, want_z, want_p):  # pragma: no cover - compiled
-    """Per position: max, exp and sum (vectorised over classes), lse, the loss and the
-    gradients."""
+    """Chunks of whole rows (about _CHUNK_ELEMENTS elements), each a call of _prob_rows."""
     n_rows, n_cls, n_pos = z.shape
-    keep = out.size > 0
-    smooth = eps / n_cls
     per = max(1, _CHUNK_ELEMENTS // (n_cls * n_pos))
-    n_chunks = (n_rows + per - 1) // per
     total = 0.0
-    for chunk in prange(n_chunks):
-        e = np.empty(n_cls)  # exp(z_c - m), reused by the z gradient
-        acc = 0.0
-        for n in range(chunk * per, min(n_rows, (chunk + 1) * per)):
-            for k in range(n_pos):
-                m = row_max(z, n, k)
-                se = exp_row(z, n, k, m, e, 0, -1)
-                lse = m + vecmath.log(se)
-                value = 0.0
-                wp = 0.0
-                for c in range(n_cls):
-                    wpc = w[c] * ((1.0 - eps) * np.float64(p[n, c, k]) + smooth)
-                    value -= wpc * (np.float64(z[n, c, k]) - lse)
-                    wp += wpc
-                acc += value
-                if keep:
-                    out[n, k] = value
-                if want_p:
-                    for c in range(n_cls):
-                        gp[n, c, k] = -s * (1.0 - eps) * w[c] * (np.float64(z[n, c, k]) - lse)
-                if want_z:
-                    f = s * wp / se
-                    for c in range(n_cls):
-                        wpc = w[c] * ((1.0 - eps) * np.float64(p[n, c, k]) + smooth)
-                        gz[n, c, k] = f * e[c] - s * wpc
-        total += acc
+    for chunk in prange((n_rows + per - 1) // per):
+        total += _prob_rows(chunk * per, min(n_rows, (chunk + 1) * per), z, p, w, eps, s, out, gz, gp,
+                            want_z, want_p)
     return total
 
 

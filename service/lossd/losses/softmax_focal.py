@@ -21,7 +21,7 @@ import numpy as np
 
 from lossd.core import checks
 from lossd.kernels import vecmath
-from lossd.kernels.jit import boolean, dual, f64, for_floats, i64, prange, ro, rw
+from lossd.kernels.jit import block, boolean, dual, f64, for_floats, i64, prange, ro, rw
 from lossd.kernels.reduction import scale
 from lossd.losses._softmax_rows import exp_row, nll_from_rest, row_max
 from lossd.losses.common import buffer, finish, grads_of, loss_buffer
@@ -34,57 +34,63 @@ _CHUNK_ELEMENTS = 4096
 _EY, _EM1, _REST, _MZ, _A, _VALUE, _COEF, _SE, _U = range(9)
 
 
+@block
+def _focal_rows(lo, hi, z, y, class_alpha, per_class, alpha, gamma, r, out, gz,
+                want):  # pragma: no cover - compiled
+    """Rows [lo, hi): (1) per row max, exp(z - m) into the scratch t and rest = sum_{k != y} e_k
+    (vectorised over classes), (2) loss and gradient coefficient vectorised over the rows
+    (u = rest / se, p_y = e_y / se, no expm1 or pow calls), (3) the gradient rows. Writes
+    rows lo..hi-1 of out and gz only; returns the sum of the losses."""
+    c = z.shape[1]
+    t = np.empty((hi - lo) * c)
+    st = np.empty((9, hi - lo))
+    for i in range(lo, hi):
+        j = i - lo
+        label = y[i]
+        m = row_max(z, i, 0)
+        st[_REST, j] = exp_row(z, i, 0, m, t, j * c, label)
+        st[_MZ, j] = m - np.float64(z[i, label, 0])
+        st[_EY, j] = t[j * c + label]
+        st[_EM1, j] = t[j * c + label] - 1.0
+        st[_A, j] = np.float64(class_alpha[label]) if per_class else alpha
+    acc = 0.0
+    for j in range(hi - lo):
+        ey, rest, a = st[_EY, j], st[_REST, j], st[_A, j]
+        se = ey + rest
+        lp = -nll_from_rest(st[_EM1, j], rest, st[_MZ, j])
+        u = rest / se
+        py = ey / se
+        ug = vecmath.exp(gamma * vecmath.log(u))
+        ug = ug if u > 0.0 else (1.0 if gamma == 0.0 else 0.0)
+        value = -a * ug * lp
+        bracket = -ug + (gamma * py * (lp / u) * ug if u > 0.0 else 0.0)
+        st[_VALUE, j], st[_COEF, j], st[_SE, j], st[_U, j] = value, r * a * bracket, se, u
+        acc += value
+    if want:
+        for i in range(lo, hi):
+            j = i - lo
+            f = -st[_COEF, j] / st[_SE, j]
+            for k in range(c):
+                gz[i, k] = f * t[j * c + k]
+            gz[i, y[i]] = st[_COEF, j] * st[_U, j]
+    if out.size > 0:
+        for j in range(hi - lo):
+            out[lo + j] = st[_VALUE, j]
+    return acc
+
+
 @dual(for_floats(lambda f: f64(ro(f, 3), ro(i64), ro(f), boolean, f64, f64, f64, rw(f), rw(f, 2),
                                boolean)))
 def _softmax_focal(z, y, class_alpha, per_class, alpha, gamma, r, out, gz,
                    want):  # pragma: no cover - compiled
-    """z: (N, C, 1). Per chunk of rows: (1) per row max, exp(z - m) into the scratch t and
-    rest = sum_{k != y} e_k (vectorised over classes), (2) loss and gradient coefficient
-    vectorised over the chunk's rows (u = rest / se, p_y = e_y / se, no expm1 or pow calls),
-    (3) the gradient rows."""
+    """z: (N, C, 1). Chunks of whole rows (about _CHUNK_ELEMENTS elements), each a call of
+    _focal_rows."""
     n, c, _ = z.shape
-    keep = out.size > 0
     per = max(1, _CHUNK_ELEMENTS // c)
-    n_chunks = (n + per - 1) // per
     total = 0.0
-    for chunk in prange(n_chunks):
-        lo = chunk * per
-        hi = min(n, lo + per)
-        t = np.empty((hi - lo) * c)
-        st = np.empty((9, hi - lo))
-        for i in range(lo, hi):
-            j = i - lo
-            label = y[i]
-            m = row_max(z, i, 0)
-            st[_REST, j] = exp_row(z, i, 0, m, t, j * c, label)
-            st[_MZ, j] = m - np.float64(z[i, label, 0])
-            st[_EY, j] = t[j * c + label]
-            st[_EM1, j] = t[j * c + label] - 1.0
-            st[_A, j] = np.float64(class_alpha[label]) if per_class else alpha
-        acc = 0.0
-        for j in range(hi - lo):
-            ey, rest, a = st[_EY, j], st[_REST, j], st[_A, j]
-            se = ey + rest
-            lp = -nll_from_rest(st[_EM1, j], rest, st[_MZ, j])
-            u = rest / se
-            py = ey / se
-            ug = vecmath.exp(gamma * vecmath.log(u))
-            ug = ug if u > 0.0 else (1.0 if gamma == 0.0 else 0.0)
-            value = -a * ug * lp
-            bracket = -ug + (gamma * py * (lp / u) * ug if u > 0.0 else 0.0)
-            st[_VALUE, j], st[_COEF, j], st[_SE, j], st[_U, j] = value, r * a * bracket, se, u
-            acc += value
-        if want:
-            for i in range(lo, hi):
-                j = i - lo
-                f = -st[_COEF, j] / st[_SE, j]
-                for k in range(c):
-                    gz[i, k] = f * t[j * c + k]
-                gz[i, y[i]] = st[_COEF, j] * st[_U, j]
-        if keep:
-            for j in range(hi - lo):
-                out[lo + j] = st[_VALUE, j]
-        total += acc
+    for chunk in prange((n + per - 1) // per):
+        total += _focal_rows(chunk * per, min(n, (chunk + 1) * per), z, y, class_alpha, per_class, alpha,
+                             gamma, r, out, gz, want)
     return total
 
 

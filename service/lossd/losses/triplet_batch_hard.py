@@ -36,7 +36,7 @@ import math
 import numpy as np
 
 from lossd.core import checks
-from lossd.kernels.jit import boolean, dual, f64, for_floats, i64, kernel, prange, ro, rw
+from lossd.kernels.jit import block, boolean, dual, f64, for_floats, i64, kernel, prange, ro, rw
 from lossd.kernels.reduction import Reduction
 from lossd.kernels.stable import sigmoid, softplus
 from lossd.losses.common import buffer, finish, grads_of
@@ -44,6 +44,8 @@ from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
 
 #: entries of one row block of the Gram matrix (the whole matrix up to N = 4096: one syrk)
 GRAM_ELEMENTS = 1 << 24
+#: anchors per parallel task of the mining kernel: about this many Gram entries
+_CHUNK_ELEMENTS = 4096
 
 
 @kernel(for_floats(lambda f: f64(ro(f, 2), i64, i64, boolean)))
@@ -56,12 +58,13 @@ def _distance(x, i, j, squared):  # pragma: no cover - compiled
     return d2 if squared else math.sqrt(d2)
 
 
-@dual(for_floats(lambda f: f64(ro(f, 2), ro(f, 2), ro(i64), ro(f64), i64, f64, f64, boolean, rw(i64), rw(i64),
-                               rw(f64), rw(f64))))
-def _mine(gram, x, y, sq, row0, band, top, squared, pos, neg, dpos, dneg):  # pragma: no cover - compiled
-    """Hardest positive / negative of anchors row0.. from their Gram rows (see the docstring)."""
-    rows, n = gram.shape
-    for b in prange(rows):
+@block
+def _mine_rows(lo, hi, gram, x, y, sq, row0, band, top, squared, pos, neg, dpos,
+               dneg):  # pragma: no cover - compiled
+    """Hardest positive / negative of the anchors of Gram rows [lo, hi) (see the docstring);
+    writes entries row0 + lo .. row0 + hi - 1 of pos, neg, dpos, dneg only."""
+    n = gram.shape[1]
+    for b in range(lo, hi):
         i = row0 + b
         yi = y[i]
         best_p = -np.inf
@@ -97,6 +100,18 @@ def _mine(gram, x, y, sq, row0, band, top, squared, pos, neg, dpos, dneg):  # pr
         neg[i] = ineg
         dpos[i] = dp
         dneg[i] = dn
+
+
+@dual(for_floats(lambda f: f64(ro(f, 2), ro(f, 2), ro(i64), ro(f64), i64, f64, f64, boolean, rw(i64), rw(i64),
+                               rw(f64), rw(f64))))
+def _mine(gram, x, y, sq, row0, band, top, squared, pos, neg, dpos, dneg):  # pragma: no cover - compiled
+    """Hardest positive / negative of anchors row0.. from their Gram rows: chunks of whole rows
+    (about _CHUNK_ELEMENTS Gram entries), each a call of _mine_rows."""
+    rows, n = gram.shape
+    per = max(1, _CHUNK_ELEMENTS // max(1, n))
+    for chunk in prange((rows + per - 1) // per):
+        _mine_rows(chunk * per, min(rows, (chunk + 1) * per), gram, x, y, sq, row0, band, top, squared, pos,
+                   neg, dpos, dneg)
     return 0.0
 
 
