@@ -8,7 +8,8 @@ Each contender runs in its own process per thread count (``old`` imports lossd f
 ``--old``/service, ``new`` from this tree, ``numpy`` runs bench/contenders.py); the parent
 asks one measurement at a time, rotating the contender order every round, and prints the
 median per-call time of ``run`` (kernel on a validated call), ``evaluate`` (validation
-included) and NumPy, float32, all gradients.
+included) and NumPy, float32, all gradients. ``--cpu``: the calling thread's CPU time
+instead of wall time (steadier on a loaded machine; kernels at 1 thread only).
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ import numpy as np
 from bench.kernels import PREFIX, ROOT, Remote, tree_env
 
 
-def _per_call(fn, budget: float) -> list[float]:
-    """Seconds per call: batches of m calls (a batch >= 1 ms), for ``budget`` seconds."""
+def _per_call(fn, budget: float, clock=time.perf_counter) -> list[float]:
+    """Seconds per call (of ``clock``): batches of m calls (a batch >= 1 ms), for ``budget``
+    seconds."""
     fn()
     t = time.perf_counter()
     fn()
@@ -33,10 +35,10 @@ def _per_call(fn, budget: float) -> list[float]:
     out: list[float] = []
     end = time.perf_counter() + budget
     while len(out) < 3 or time.perf_counter() < end:
-        t = time.perf_counter()
+        t = clock()
         for _ in range(m):
             fn()
-        out.append((time.perf_counter() - t) / m)
+        out.append((clock() - t) / m)
     return out
 
 
@@ -85,7 +87,8 @@ def worker(contender: str, threads: int) -> None:
         cmd = json.loads(line)
         fn = _callable(contender, cmd["mode"], cmd["loss"], cmd["size"], cmd.get("grads"),
                        cmd.get("reduction"))
-        sys.stdout.write(PREFIX + json.dumps(_per_call(fn, cmd["budget"])) + "\n")
+        clock = time.thread_time if cmd.get("cpu") else time.perf_counter
+        sys.stdout.write(PREFIX + json.dumps(_per_call(fn, cmd["budget"], clock)) + "\n")
         sys.stdout.flush()
 
 
@@ -101,6 +104,7 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=float, default=0.3)
     ap.add_argument("--grads", default="", help="lossd gradients, comma-separated (default: all)")
     ap.add_argument("--reduction", default="", help="lossd reduction (default: the loss's)")
+    ap.add_argument("--cpu", action="store_true", help="thread CPU time instead of wall time")
     args = ap.parse_args(argv)
     if args.worker:
         worker(args.worker, int(args.threads))
@@ -120,7 +124,7 @@ def main(argv=None) -> int:
                     for c, mode in jobs[r % len(jobs):] + jobs[:r % len(jobs)]:
                         cmd = {"mode": mode, "loss": loss, "size": size, "budget": args.budget,
                                "grads": args.grads.split(",") if args.grads else None,
-                               "reduction": args.reduction or None}
+                               "reduction": args.reduction or None, "cpu": args.cpu}
                         samples[(c, mode)] += remotes[c].ask(cmd)
                 med = {j: statistics.median(v) * 1e6 for j, v in samples.items()}
                 o_r, n_r, o_e, n_e, num = (med[j] for j in jobs)

@@ -12,8 +12,8 @@ from lossd_client.result import EvaluateResult
 def run(call: Call) -> EvaluateResult:
     """Compute a validated call: loss, requested gradients and auxiliary outputs."""
     out = call.spec.compute(call)
-    return EvaluateResult(loss=out.loss, grads=out.grads, outputs=out.outputs,
-                          request_id=call.request_id, loss_id=call.spec.id)
+    # positional: loss, grads, outputs, request_id, loss_id (keywords cost a few 100 ns)
+    return EvaluateResult(out.loss, out.grads, out.outputs, call.request_id, call.spec.id)
 
 
 def evaluate(loss: str, inputs: Mapping[str, Any], params: Mapping[str, Any] | None = None, *,

@@ -87,7 +87,9 @@ def run(call: Call, kern: Dual, diff: Sequence[str], data: Sequence[str] = (),
 
     ``rows=True``: the loss has one entry per sample (shape ``(N,)``; ``mean`` = sum/N).
     This is the per-call path of every small request (a few microseconds of Python in
-    all): one loop over the names, no reshape when an input already has the kernel's rank.
+    all): one loop over the names, no reshape when an input already has the kernel's rank,
+    small buffers straight from ``np.empty`` (by element
+    count when 1-D: a shape tuple costs NumPy a conversion).
     """
     inputs, wanted, dtype = call.inputs, call.grads, call.dtype
     primary = inputs[diff[0]]
@@ -98,6 +100,7 @@ def run(call: Call, kern: Dual, diff: Sequence[str], data: Sequence[str] = (),
     reduction = call.reduction
     s = scale(reduction, count, n)
     ndim = 2 if rows else 1
+    pooled = POOL.min_bytes // dtype.itemsize  # smaller buffers: a plain np.empty (int size if 1-D)
     args, bufs, wants = [], [], []
     for name in diff:
         a = inputs.get(name)
@@ -106,9 +109,14 @@ def run(call: Call, kern: Dual, diff: Sequence[str], data: Sequence[str] = (),
         elif a.ndim != ndim:
             a = a.reshape(a.shape[0], -1) if rows else a.reshape(-1)
         args.append(a)
-        w = name in wanted
-        wants.append(w)
-        bufs.append(POOL.empty(a.shape, dtype, a.size) if w else placeholder(dtype, ndim))
+        if name in wanted:
+            wants.append(True)
+            k = a.size
+            bufs.append(POOL.empty(a.shape, dtype, k) if k >= pooled
+                        else np.empty(a.shape if rows else k, dtype))
+        else:
+            wants.append(False)
+            bufs.append(placeholder(dtype, ndim))
     for name in data:
         args.append(_view(inputs.get(name), dtype, False))
     out = POOL.empty(count, dtype) if reduction is Reduction.NONE else placeholder(dtype, 1)

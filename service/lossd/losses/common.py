@@ -55,7 +55,7 @@ def finish(call: Call, total: float, divisor_scale: float, unreduced: np.ndarray
     if call.reduction is Reduction.NONE:
         return unreduced if unreduced.shape == shape else unreduced.reshape(shape)
     value = float(total) * divisor_scale
-    if call.dtype == FLOAT32 and abs(value) >= FLOAT32_OVERFLOW:
+    if abs(value) >= FLOAT32_OVERFLOW and call.dtype == FLOAT32:  # the cheap test first
         value = math.copysign(math.inf, value)  # the documented +-Inf, without a cast warning
     return np.array(value, call.dtype)
 
