@@ -1,7 +1,11 @@
 """The peer: the same MSE with both gradients served by Seldon MLServer (custom runtime
 in ``bench/peers/mse``, parallel_workers 0, its own venv so its pins cannot touch ours)
 through tritonclient over gRPC, against lossd through its SDK, at 32 and 1M floats per
-input. Sequential calls, alternating rounds; p50 latency and calls/s.
+input. Sequential calls, alternating rounds; p50 latency and calls/s. A third contender,
+``echo (same bytes)``, is the bare gRPC echo's EchoRaw (``bench/echo_server.py``) moving the
+bytes lossd moves (8n each way, no parsing): the transport floor, so the table shows how
+much of lossd's time is the transport itself (the ratio to MLServer cannot exceed
+MLServer's time over the echo's).
 
 The peer venv is ``$BENCH_PEER_PYTHON`` or ``bench/.venv-peer`` (``make bench`` makes it);
 without it this section is skipped with a note.
@@ -28,6 +32,7 @@ from bench import cli, proc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SIZES = [32, 1_000_000]
+ECHO = "echo (same bytes)"
 
 
 def peer_python() -> str | None:
@@ -85,25 +90,47 @@ def lossd_latencies(client, n: int, calls: int) -> list[float]:
     return out
 
 
+def echo_latencies(channel, n: int, calls: int) -> list[float]:
+    """The bare echo of 8n bytes (lossd's request and response size) through EchoRaw."""
+    from bench.echo_server import raw_stub
+
+    echo = raw_stub(channel)
+    payload = np.random.default_rng(1).bytes(8 * n)
+    echo(payload, 600)
+    out = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        echo(payload, 600)
+        out.append(time.perf_counter() - t)
+    return out
+
+
 def run(quick: bool, log=print) -> dict[str, Any]:
     python = peer_python()
     if python is None:
         return {"skipped": "no peer venv (make bench creates bench/.venv-peer with mlserver)"}
+    import grpc
+
+    from bench.e2e import CHANNEL_OPTIONS
     from lossd_client import LossClient
 
     result: dict[str, Any] = {"rows": []}
     mls, mls_target, work = start_mlserver(python)
     lossd, target, _ = proc.lossd()
+    echo, echo_target = proc.echo()
+    channel = grpc.insecure_channel(echo_target, options=CHANNEL_OPTIONS)
     try:
         with LossClient(target, timeout=600) as client:
             for n in SIZES:
                 calls = (300 if quick else 600) if n < 1000 else (5 if quick else 10)
-                lat: dict[str, list[float]] = {"lossd": [], "mlserver": []}
+                lat: dict[str, list[float]] = {"lossd": [], "mlserver": [], ECHO: []}
                 for r in range(2):
-                    order = ["mlserver", "lossd"] if r % 2 == 0 else ["lossd", "mlserver"]
+                    order = ["mlserver", "lossd", ECHO] if r % 2 == 0 else [ECHO, "lossd", "mlserver"]
                     for name in order:
                         if name == "lossd":
                             lat[name] += lossd_latencies(client, n, calls)
+                        elif name == ECHO:
+                            lat[name] += echo_latencies(channel, n, calls)
                         else:
                             lat[name] += peer_latencies(python, mls_target, n, calls)
                 for name, values in lat.items():
@@ -113,6 +140,8 @@ def run(quick: bool, log=print) -> dict[str, Any]:
                                            "calls_per_s": len(values) / sum(values), "n": len(values)})
                     log(f"  peer {n:>8} floats {name:<9} p50 {p50 * 1e3:.3f} ms")
     finally:
+        channel.close()
+        echo.stop()
         lossd.stop()
         mls.stop()
         shutil.rmtree(work, ignore_errors=True)
