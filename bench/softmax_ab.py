@@ -1,5 +1,6 @@
-"""A/B of the softmax-family and face-loss kernels: an old lossd checkout vs this one, with
-PyTorch eager (forward + backward) and the vectorised NumPy version, float32, in one run.
+"""A/B of the softmax-family, face-loss and npair / info_nce kernels: an old lossd checkout vs
+this one, with PyTorch eager (forward + backward) and the vectorised NumPy version, float32,
+in one run.
 
 Each contender is a worker process with its own thread count; the old checkout is imported
 by putting ``OLD/service`` first on PYTHONPATH (``--new`` likewise; default: this checkout).
@@ -8,6 +9,9 @@ and ratios to PyTorch and NumPy.
 
     git worktree add /tmp/old HEAD~3
     python -m bench.softmax_ab --old /tmp/old [--threads 1,2] [--losses softmax_cross_entropy]
+
+The lossd workers import only the modules of ``--losses`` (not the whole registry): a cold
+cache with real parallel builds compiles the registry for many minutes.
 """
 
 from __future__ import annotations
@@ -32,10 +36,15 @@ CASES = {
     "arcface": [dict(n=128, d=128, c=1000), dict(n=1024, d=512, c=10000)],
     "cosface": [dict(n=128, d=128, c=1000), dict(n=1024, d=512, c=10000)],
     "combined_margin": [dict(n=128, d=128, c=1000), dict(n=1024, d=512, c=10000)],
+    "npair": [dict(n=200, d=500), dict(n=4096, d=512)],
+    "info_nce": [dict(n=200, d=500), dict(n=4096, d=512)],
 }
 GRADS = {"softmax_cross_entropy": ["input"], "categorical_cross_entropy": ["input", "target"],
-         "softmax_focal": ["logits"], "f_divergence": ["input"], "nll_loss": ["input"]}
+         "softmax_focal": ["logits"], "f_divergence": ["input"], "nll_loss": ["input"],
+         "npair": ["anchors", "positives"], "info_nce": ["query", "positive_key"]}
 FACE_GRADS = ["features", "weight"]
+#: environment variable telling a worker which loss modules to import
+_LOSSES_ENV = "SOFTMAX_AB_LOSSES"
 
 
 def _callable(contender: str, loss: str, dims: dict[str, int]):
@@ -69,8 +78,11 @@ def worker(contender: str, threads: int) -> None:
     if contender in ("old", "new"):
         import numba
 
+        from lossd.losses import registry
+
         numba.set_num_threads(threads)
-        from lossd import warmup  # noqa: F401 - compiles/loads every kernel
+        registry.MODULES = tuple(os.environ[_LOSSES_ENV].split(","))
+        registry.load()  # compiles/loads the kernels of these losses only
     current, fn = None, None
     print(PREFIX + json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
@@ -89,10 +101,12 @@ def worker(contender: str, threads: int) -> None:
         print(PREFIX + json.dumps(samples), flush=True)
 
 
-def _spawn(contender: str, threads: int, old: str, new: str) -> Remote:
+def _spawn(contender: str, threads: int, old: str, new: str, losses: str) -> Remote:
     tree = {"old": old, "new": new}.get(contender)
     cache = os.environ.get("NUMBA_CACHE_DIR", "/tmp/nc") + "_" + contender if tree else None
-    return Remote(contender, threads, "bench.softmax_ab", tree_env(threads, tree, cache))
+    env = tree_env(threads, tree, cache)
+    env[_LOSSES_ENV] = losses
+    return Remote(contender, threads, "bench.softmax_ab", env)
 
 
 def _fmt(seconds: float) -> str:
@@ -115,7 +129,7 @@ def main() -> None:
         return
     names = args.contenders.split(",")
     for threads in (int(t) for t in args.threads.split(",")):
-        procs = {name: _spawn(name, threads, args.old, args.new) for name in names}
+        procs = {name: _spawn(name, threads, args.old, args.new, args.losses) for name in names}
         try:
             for loss in args.losses.split(","):
                 for dims in CASES[loss]:

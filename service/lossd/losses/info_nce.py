@@ -15,7 +15,8 @@ Gradients (r = 1 for none/sum, 1/N for mean/batchmean), G = softmax(logits) - on
                         dR/dk_i = r G_i0 q_i / tau,   dR/dn = r G_{:,1:}^T q / tau
 
 then, with ``normalize``, the row-normalisation backward dx = (dx^ - x^ (x^ . dx^)) / ||x||.
-Products are float64 BLAS products on float64 copies (float64 accumulation), in row blocks
+Products are float64 BLAS products on float64 copies (float64 accumulation; copies, unit rows
+and the rounded gradients each in one pass: ``_float64_rows``), in row blocks
 (memory O(block * (N or M+1))); a kernel (``_logit_rows``) turns each block of logits into
 CE values and r G / tau.
 """
@@ -26,6 +27,7 @@ import numpy as np
 
 from lossd.core import checks
 from lossd.kernels.reduction import Reduction, scale
+from lossd.losses._float64_rows import combine, widen
 from lossd.losses._logit_rows import softmax_xent
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
 
@@ -35,28 +37,26 @@ BLOCK_ELEMENTS = 1 << 21
 NORM_FLOOR = 1e-12
 
 
-def _unit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    norm = np.sqrt(np.einsum("ij,ij->i", x, x))
-    return x / norm[:, None], norm
-
-
-def _unit_backward(g: np.ndarray, xhat: np.ndarray, norm: np.ndarray) -> np.ndarray:
-    return (g - xhat * np.einsum("ij,ij->i", xhat, g)[:, None]) / norm[:, None]
+def _product_into(out: np.ndarray, a: np.ndarray, b: np.ndarray, first: bool) -> None:
+    """out = a @ b on the first row block, out += a @ b after it."""
+    if first:
+        np.matmul(a, b, out=out)
+    else:
+        out += a @ b
 
 
 def compute(call: Call) -> LossOutput:
     names = [k for k in ("query", "positive_key", "negative_keys") if k in call.inputs]
-    x = {k: call.inputs[k].astype(np.float64) for k in names}
-    norms = {}
-    if call.params["normalize"]:
-        for k in names:
-            x[k], norms[k] = _unit(x[k])
+    unit = call.params["normalize"]
+    x, norms = {}, {}
+    for k in names:
+        x[k], norms[k] = widen(call.inputs[k], unit)
     q, keys = x["query"], x["positive_key"]
     neg = x.get("negative_keys")
     n = q.shape[0]
     inv_tau = 1.0 / call.params["temperature"]
     r = scale(call.reduction, n, n)
-    g = {k: np.zeros_like(x[k]) for k in names if call.wants(k)}
+    g = {k: np.empty(x[k].shape) for k in names if call.wants(k)}
     ce = np.empty(n)
     width = n if neg is None else neg.shape[0] + 1
     block = max(1, BLOCK_ELEMENTS // width)
@@ -71,29 +71,33 @@ def compute(call: Call) -> LossOutput:
         else:
             z = np.empty((qb.shape[0], width))
             z[:, 0] = np.einsum("ij,ij->i", qb, keys[rows])
-            z[:, 1:] = qb @ neg.T
+            np.matmul(qb, neg.T, out=z[:, 1:])
         z *= inv_tau
         # z -> dR/dlogits times d logits / d dot
         softmax_xent.call(z.size, z, target[rows], columns, ones[rows], r * inv_tau, ce[rows])
         if neg is None:
             if "query" in g:
-                g["query"][rows] = z @ keys
+                np.matmul(z, keys, out=g["query"][rows])
             if "positive_key" in g:
-                g["positive_key"] += z.T @ qb
+                _product_into(g["positive_key"], z.T, qb, row0 == 0)
         else:
             if "query" in g:
-                g["query"][rows] = z[:, :1] * keys[rows] + z[:, 1:] @ neg
+                np.matmul(z[:, 1:], neg, out=g["query"][rows])
+                g["query"][rows] += z[:, :1] * keys[rows]
             if "positive_key" in g:
-                g["positive_key"][rows] = z[:, :1] * qb
+                np.multiply(z[:, :1], qb, out=g["positive_key"][rows])
             if "negative_keys" in g:
-                g["negative_keys"] += z[:, 1:].T @ qb
-    if norms:
-        g = {k: _unit_backward(v, x[k], norms[k]) for k, v in g.items()}
+                _product_into(g["negative_keys"], z[:, 1:].T, qb, row0 == 0)
     if call.reduction is Reduction.NONE:
         loss = ce.astype(call.dtype)
     else:
         loss = np.asarray(float(np.sum(ce)) * r).astype(call.dtype)
-    return LossOutput(loss, {k: v.astype(call.dtype) for k, v in g.items()})
+    if unit:  # row-normalisation backward: (g - xh (xh . g)) / ||x||
+        grads = {k: combine(v, 1.0 / norms[k], x[k], -np.einsum("ij,ij->i", x[k], v) / norms[k], call.dtype)
+                 for k, v in g.items()}
+    else:
+        grads = {k: v.astype(call.dtype) for k, v in g.items()}
+    return LossOutput(loss, grads)
 
 
 def validate(call: Call) -> None:

@@ -11,7 +11,8 @@ Gradients (r = 1 for none/sum, 1/N for mean/batchmean), G = softmax(S) - T row-w
 
     dR/da = r (G p + 1/2 reg_lambda a),     dR/dp = r (G^T a + 1/2 reg_lambda p)
 
-The products are float64 BLAS matrix products on float64 copies (float64 accumulation),
+The products are float64 BLAS matrix products on float64 copies (float64 accumulation,
+copies, norms and the rounded gradients each in one pass: ``_float64_rows``),
 done in row blocks so that memory stays O(block * N); a kernel (``_logit_rows``) turns
 each block of S into its cross entropies and r G (log-sum-exp per row).
 """
@@ -22,6 +23,7 @@ import numpy as np
 
 from lossd.core import checks
 from lossd.kernels.reduction import Reduction, scale
+from lossd.losses._float64_rows import combine, widen
 from lossd.losses._logit_rows import softmax_xent
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
 
@@ -30,8 +32,8 @@ BLOCK_ELEMENTS = 1 << 21
 
 
 def compute(call: Call) -> LossOutput:
-    a = call.inputs["anchors"].astype(np.float64)
-    p = call.inputs["positives"].astype(np.float64)
+    a, norm_a = widen(call.inputs["anchors"])
+    p, norm_p = widen(call.inputs["positives"])
     n = a.shape[0]
     lam = call.params["reg_lambda"]
     labels = call.get("labels")
@@ -44,8 +46,8 @@ def compute(call: Call) -> LossOutput:
         inv_count = 1.0 / counts[group]
     r = scale(call.reduction, n, n)
     want_a, want_p = call.wants("anchors"), call.wants("positives")
-    ga = np.empty_like(a) if want_a else None
-    gp = np.zeros_like(p) if want_p else None
+    ga = np.empty(a.shape) if want_a else None
+    gp = np.empty(p.shape) if want_p else None
     xent = np.empty(n)
     block = max(1, BLOCK_ELEMENTS // n)
     for row0 in range(0, n, block):
@@ -55,17 +57,20 @@ def compute(call: Call) -> LossOutput:
         if want_a:
             np.matmul(s, p, out=ga[rows])
         if want_p:
-            gp += s.T @ a[rows]
-    losses = xent + 0.25 * lam * (np.einsum("ij,ij->i", a, a) + np.einsum("ij,ij->i", p, p))
+            if row0 == 0:
+                np.matmul(s.T, a[rows], out=gp)
+            else:
+                gp += s.T @ a[rows]
+    losses = xent + 0.25 * lam * (norm_a * norm_a + norm_p * norm_p)
     if call.reduction is Reduction.NONE:
         loss = losses.astype(call.dtype)
     else:
         loss = np.asarray(float(np.sum(losses)) * r).astype(call.dtype)
     grads = {}
     if want_a:
-        grads["anchors"] = (ga + 0.5 * lam * r * a).astype(call.dtype)
+        grads["anchors"] = combine(ga, 1.0, a, 0.5 * lam * r, call.dtype)
     if want_p:
-        grads["positives"] = (gp + 0.5 * lam * r * p).astype(call.dtype)
+        grads["positives"] = combine(gp, 1.0, p, 0.5 * lam * r, call.dtype)
     return LossOutput(loss, grads)
 
 
