@@ -15,6 +15,7 @@ import contextlib
 import logging
 import signal
 import time
+from concurrent.futures import Future
 from typing import Any, Iterator
 
 import grpc
@@ -25,6 +26,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
+from lossd import warmup
 from lossd.core.dataplane import DataPlane
 from lossd.grpc.servicer import LossServicer, generic_handler
 from lossd.http.app import build_http_app
@@ -42,7 +44,6 @@ from lossd.security import (
 from lossd.settings import MIB, Settings
 from lossd.v2.grpc import inference_handler
 from lossd.v2.rest import v2_routes
-from lossd.warmup import warm_up
 
 log = logging.getLogger("lossd.app")
 SERVICE_NAME = "lossd.v1.LossService"
@@ -139,12 +140,13 @@ class App:
         log.info("listening", extra={"grpc_port": self.grpc_port, "http_port": self.http_port,
                                      "metrics_port": self.metrics_port or None})
 
-    async def warm_up(self) -> None:
-        """Compile every kernel signature, then report SERVING."""
+    async def warm_up(self, warming: Future[tuple[dict[str, float], float]] | None = None) -> None:
+        """Compile every kernel signature (or wait for ``warming``, a warm-up started
+        earlier by :func:`lossd.warmup.start`), then report SERVING."""
         if self.settings.warmup:
-            start = time.perf_counter()
-            timings = await asyncio.get_running_loop().run_in_executor(None, warm_up)
-            self.warmup_seconds = time.perf_counter() - start
+            if warming is None:
+                warming = warmup.start()
+            timings, self.warmup_seconds = await asyncio.wrap_future(warming)
             log.info("warm-up done", extra={"seconds": round(self.warmup_seconds, 3),
                                             "losses": len(timings)})
             if self.metrics is not None:
@@ -200,8 +202,10 @@ class App:
         await self._stopped.wait()
 
 
-async def serve(settings: Settings, announce: Any = print) -> int:
-    """Run a server until SIGTERM/SIGINT; return the exit status."""
+async def serve(settings: Settings, announce: Any = print,
+                warming: Future[tuple[dict[str, float], float]] | None = None) -> int:
+    """Run a server until SIGTERM/SIGINT; return the exit status. ``warming``: the warm-up,
+    when the caller started it before importing this module (``lossd serve`` does)."""
     app = App(settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -217,7 +221,7 @@ async def serve(settings: Settings, announce: Any = print) -> int:
     announce(f"lossd http listening on {_address(settings.host, app.http_port)}")
     if app.metrics_port:
         announce(f"lossd metrics listening on {_address(settings.host, app.metrics_port)}")
-    await app.warm_up()
+    await app.warm_up(warming)
     if counter is not None:
         counter.mark_ready()
     announce(f"lossd ready in {time.perf_counter() - started:.2f}s "

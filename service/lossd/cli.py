@@ -46,15 +46,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_table())
         return 0
     settings = settings_mod.from_args(args)
-    from lossd import logs
-    from lossd.app import serve as run_server
+    from lossd import logs, warmup
 
     logs.configure(settings.log_level, settings.log_format)
+    # The kernels load in the background while the transports are imported and started.
+    warming = warmup.start() if settings.warmup else None
+    from lossd.app import serve as run_server
 
     def announce(line: str) -> None:
         print(line, flush=True)
 
-    return asyncio.run(run_server(settings, announce))
+    return asyncio.run(run_server(settings, announce, warming))
 
 
 if __name__ == "__main__":

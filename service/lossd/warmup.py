@@ -7,25 +7,82 @@ the cold modules in worker processes, one per core (:mod:`lossd.precompile`; a w
 starts no process). It then loads the registry module by module (timing each: the JIT or
 cache-load cost per loss), then evaluates each loss's examples in both float dtypes through the real
 validation and compute path, so no request ever triggers a compile.
+
+:func:`start` runs it in a background thread from the very start of ``lossd serve``: this
+module imports nothing heavy itself, so the kernels load (LLVM work, mostly outside the
+GIL) while the main thread imports and starts the transports. The server reports ready
+only once that thread is done.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
-
-import numpy as np
-
-from lossd import precompile
-from lossd.core.evaluate import evaluate
-from lossd.kernels import jitcache
-from lossd.losses import registry
+from concurrent.futures import Future
+from typing import Iterator
 
 log = logging.getLogger("lossd.warmup")
 
 
+def start() -> Future[tuple[dict[str, float], float]]:
+    """:func:`warm_up` in a new daemon thread: a future of (its timings, its seconds)."""
+    future: Future[tuple[dict[str, float], float]] = Future()
+    future.set_running_or_notify_cancel()  # running: cancelling an awaiting task leaves it be
+
+    def target() -> None:
+        begin = time.perf_counter()
+        try:
+            timings = warm_up()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by whoever awaits the future
+            future.set_exception(exc)
+        else:
+            future.set_result((timings, time.perf_counter() - begin))
+
+    threading.Thread(target=target, name="lossd-warm-up", daemon=True).start()
+    return future
+
+
+@contextlib.contextmanager
+def llvm_lock_events_off() -> Iterator[None]:
+    """Numba's ``numba:llvm_lock`` events off while the kernels load: Numba broadcasts two
+    Python events around every one of the ~20000 llvmlite calls of loading ~130 cached
+    signatures (about a tenth of the load's CPU time); they only feed the LLVM-lock timer
+    in the metadata of a compilation. The callbacks are swapped out under llvmlite's own
+    lock (no LLVM call is in progress) and put back afterwards; without that private
+    attribute (another llvmlite), nothing changes."""
+    import numba.core.base  # noqa: F401 - registers Numba's callbacks (before the swap)
+    from llvmlite.binding import ffi
+
+    lock = getattr(ffi.lib, "_lock", None)
+    saved = getattr(lock, "_cblist", None)
+    if not isinstance(saved, list):
+        yield
+        return
+    with lock._lock:
+        lock._cblist = []
+    try:
+        yield
+    finally:
+        with lock._lock:
+            lock._cblist = saved + [cb for cb in lock._cblist if cb not in saved]
+
+
 def warm_up() -> dict[str, float]:
     """Load every loss and run its examples; return seconds per loss id."""
+    with llvm_lock_events_off():
+        return _warm_up()
+
+
+def _warm_up() -> dict[str, float]:
+    import numpy as np
+
+    from lossd import precompile
+    from lossd.core.evaluate import evaluate
+    from lossd.kernels import jitcache
+    from lossd.losses import registry
+
     timings: dict[str, float] = {}
     compiled = precompile.compile_cold().seconds  # dotted module name -> seconds in a worker
 
