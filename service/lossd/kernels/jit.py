@@ -8,8 +8,9 @@ Options, and why:
 * on-disk cache (``NUMBA_CACHE_DIR``, :class:`lossd.kernels.jitcache.KernelCache`), so a
   restart loads in milliseconds. Entries go stale when the kernel's own file or any
   helper module (``kernels/*.py``, ``losses/_*.py``) changes, and several processes may
-  compile into one cache directory at once (the parallel warm-up). Numba does not notice
-  option changes: rename a kernel when its options change.
+  compile into one cache directory at once (the parallel warm-up). The cache key carries
+  ``parallel`` (a :class:`Dual`'s two builds are distinct entries) but no other option:
+  rename a kernel when its other options change.
 * ``nogil=True``: kernels run in worker threads with the GIL released.
 * ``fastmath`` = reassoc, contract, nsz, arcp: reassociation lets LLVM vectorise
   reductions; ``nnan``/``ninf`` stay off so NaN/Inf checks and IEEE overflow survive.
@@ -70,7 +71,7 @@ def _njit(fn: Callable, signatures: Sequence[Any] | None = None, **options: Any)
     (:class:`KernelCache` in place of Numba's): eager signatures compile after the cache is
     attached, as ``numba.njit`` itself does it."""
     dispatcher = numba.njit(**_COMMON, **options)(fn)
-    dispatcher._cache = KernelCache(fn)
+    dispatcher._cache = KernelCache(fn, parallel=bool(options.get("parallel", False)))
     if signatures is not None:
         with typeinfer.register_dispatcher(dispatcher):
             for signature in signatures:
@@ -99,11 +100,11 @@ class Dual:
     ``call(size, *args)`` runs the parallel build when ``size >= PARALLEL_THRESHOLD``:
     thread start-up (tens of microseconds) would dwarf a small input.
 
-    Known issue: Numba's cache key (function, signature, CPU) ignores ``parallel``, so the
-    parallel build, created second, loads the serial build's cached machine code (on an
-    empty cache: 2 misses, then 2 hits for mse) and runs serially. Keying the cache by the
-    options would compile the real parallel builds: mse's import went from 5.5 to 25.7 s
-    cold (one A/B under load ~8), so that waits for a decision on compile time.
+    The two builds are distinct cache entries (:class:`KernelCache` keys by ``parallel``;
+    Numba's own key ignores it, and the parallel build used to load the serial build's
+    machine code and run serially). Numba's parfor passes copy a ``prange`` body's IR
+    several times, so a large inlined body compiles several times slower in the parallel
+    build: keep the body a call of a :func:`block` function.
     """
 
     def __init__(self, fn: Callable, signatures: Sequence[Any]) -> None:

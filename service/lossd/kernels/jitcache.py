@@ -10,10 +10,11 @@ changes:
   ``lossd/kernels/*.py`` and ``lossd/losses/_*.py``. Any helper edit makes every lossd
   index stale, so the next import recompiles (and overwrites the stale entries) instead
   of loading old code. Hashing the ~15 files costs about a millisecond per process.
-* the index key carries ``NUMBA_BOUNDSCHECK``: Numba's own key does not, so a
-  bounds-checked build could load unchecked code or the reverse. (Nor does it carry the
-  jit options: see :class:`lossd.kernels.jit.Dual` for what that means for its parallel
-  build.)
+* the index key carries ``NUMBA_BOUNDSCHECK`` and whether the dispatcher is a
+  ``parallel=True`` build: Numba's own key (signature, target, CPU) carries neither, so a
+  bounds-checked build could load unchecked code, and the parallel build of a
+  :class:`lossd.kernels.jit.Dual` (compiled second) loaded the serial build's machine code
+  and never ran its parfor code.
 * :meth:`LockedIndexDataCacheFile.save` holds an exclusive ``flock`` on the cache
   directory while it reads, extends and rewrites the index and writes the data file.
   Numba replaces each file atomically (write to a temporary name, ``os.replace``), but
@@ -94,16 +95,20 @@ def stamp(source_stamp: Any) -> tuple[Any, str]:
 
 
 class KernelCache(FunctionCache):
-    """``FunctionCache`` whose entries go stale when any helper module changes."""
+    """``FunctionCache`` whose entries go stale when any helper module changes, keyed also by
+    the bounds-check setting and ``parallel`` (the serial and the parallel build of one
+    function share its index file under distinct keys)."""
 
-    def __init__(self, py_func: Any) -> None:
+    def __init__(self, py_func: Any, parallel: bool = False) -> None:
         super().__init__(py_func)
+        self._parallel = bool(parallel)
         self._cache_file = LockedIndexDataCacheFile(
             cache_path=self._cache_path, filename_base=self._impl.filename_base,
             source_stamp=stamp(self._impl.locator.get_source_stamp()))
 
     def _index_key(self, sig: Any, codegen: Any) -> tuple:
-        return (*super()._index_key(sig, codegen), ("boundscheck", bool(config.BOUNDSCHECK)))
+        return (*super()._index_key(sig, codegen), ("boundscheck", bool(config.BOUNDSCHECK)),
+                ("parallel", self._parallel))
 
 
 def _locator(py_file: str) -> Any:
