@@ -30,3 +30,15 @@ def client(server: ServerProcess):
 
     with LossClient(server.grpc_target, timeout=60) as c:
         yield c
+
+
+@pytest.fixture()
+def plane():
+    """An in-process DataPlane with one worker thread, ready (no server around it)."""
+    from lossd.core.dataplane import DataPlane
+    from lossd.settings import Settings
+
+    p = DataPlane(Settings(workers=1))
+    p.ready = True
+    yield p
+    p.close()

@@ -7,12 +7,9 @@ import base64
 
 import httpx
 import numpy as np
-import pytest
 
-from lossd.core.dataplane import DataPlane
 from lossd.http.app import build_http_app
 from lossd.rest import EXCEPTION_HANDLERS, codec, rest_routes
-from lossd.settings import Settings
 from tests.rest.conftest import array, tensor
 
 MIB = 1024 * 1024
@@ -50,14 +47,6 @@ def test_b64_decodes_with_frombuffer():
     assert isinstance(base, bytes) and not a.flags.writeable  # a view of the decoded bytes
     assert a.tobytes() == x.tobytes()
     assert base64.b64decode(codec.encode_tensor(x, "b64")["b64"]) == x.tobytes()
-
-
-@pytest.fixture()
-def plane():
-    p = DataPlane(Settings(workers=1))
-    p.ready = True
-    yield p
-    p.close()
 
 
 def test_b64_request_never_builds_lists(plane, monkeypatch):

@@ -14,17 +14,8 @@ from lossd.core import memory
 from lossd.core.dataplane import LARGE_BYTES, DataPlane, Timings
 from lossd.core.evaluate import evaluate
 from lossd.losses._pool import POOL
-from lossd.settings import Settings
 
 N = 1 << 19  # 2 MiB of float32 per array: pooled buffers
-
-
-@pytest.fixture()
-def plane():
-    p = DataPlane(Settings(workers=1))
-    p.ready = True
-    yield p
-    p.close()
 
 
 def _inputs() -> dict[str, np.ndarray]:
