@@ -325,12 +325,14 @@ def system_section(s: dict[str, Any], lines: list[str], targets: list[tuple]) ->
     st, mem = s["startup"], s["memory"]
     lines += ["## 4. Start-up and memory", "",
               "Process spawn (`python -m lossd.cli serve`) to its ready line, `NUMBA_CACHE_DIR` a fresh "
-              "temporary directory: first run empty, then warm.", "",
-              "| cache | start to ready | server's own line | compilations |", "|---|---|---|---|",
-              f"| empty | {st['cold']['seconds']:.2f} s | {st['cold']['server_line']} | "
-              f"{st['cold']['compilations']} |"]
-    for w in st["warm"]:
-        lines.append(f"| warm | {w['seconds']:.2f} s | {w['server_line']} | {w['compilations']} |")
+              "temporary directory: first run empty, then warm. Ready means every loss serves without a "
+              "compile; the kernels' parallel builds load just after it (column *parallel builds*), and "
+              "until then their serial builds serve every size.", "",
+              "| cache | start to ready | parallel builds loaded | server's own line | compilations |",
+              "|---|---|---|---|---|"]
+    for name, w in [("empty", st["cold"])] + [("warm", w) for w in st["warm"]]:
+        lines.append(f"| {name} | {w['seconds']:.2f} s | {w.get('all_loaded_seconds', float('nan')):.2f} s | "
+                     f"{w['server_line']} | {w['compilations']} |")
     targets.append(("start to ready ≤ 3 s with a warm cache", f"{st['warm_median']:.2f} s (median)",
                     "met" if st["warm_median"] <= 3 else f"missed by {st['warm_median'] - 3:.2f} s"))
     targets.append(("no JIT compile on any request path",

@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     logs.configure(settings.log_level, settings.log_format)
     # The kernels load in the background while the transports are imported and started.
-    warming = warmup.start() if settings.warmup else None
+    warming = warmup.start(defer_parallel=True) if settings.warmup else None
     from lossd.app import serve as run_server
 
     def announce(line: str) -> None:

@@ -11,7 +11,9 @@ validation and compute path, so no request ever triggers a compile.
 :func:`start` runs it in a background thread from the very start of ``lossd serve``: this
 module imports nothing heavy itself, so the kernels load (LLVM work, mostly outside the
 GIL) while the main thread imports and starts the transports. The server reports ready
-only once that thread is done.
+only once that thread has loaded the serial builds: on a warm cache the parallel builds
+(half the load) follow in the same thread just after ready, and until each kernel's is
+loaded its serial build serves every size.
 """
 
 from __future__ import annotations
@@ -26,19 +28,24 @@ from typing import Iterator
 log = logging.getLogger("lossd.warmup")
 
 
-def start() -> Future[tuple[dict[str, float], float]]:
-    """:func:`warm_up` in a new daemon thread: a future of (its timings, its seconds)."""
+def start(defer_parallel: bool = False) -> Future[tuple[dict[str, float], float]]:
+    """:func:`warm_up` in a new daemon thread: a future of (its timings, its seconds).
+
+    With ``defer_parallel`` (``lossd serve``) the future resolves once the serial builds
+    are loaded and warmed up, and the thread goes on to :func:`load_parallel_builds`."""
     future: Future[tuple[dict[str, float], float]] = Future()
     future.set_running_or_notify_cancel()  # running: cancelling an awaiting task leaves it be
 
     def target() -> None:
         begin = time.perf_counter()
         try:
-            timings = warm_up()
+            timings = warm_up(defer_parallel)
         except BaseException as exc:  # noqa: BLE001 - re-raised by whoever awaits the future
             future.set_exception(exc)
         else:
             future.set_result((timings, time.perf_counter() - begin))
+            if defer_parallel:
+                load_parallel_builds()
 
     threading.Thread(target=target, name="lossd-warm-up", daemon=True).start()
     return future
@@ -69,22 +76,48 @@ def llvm_lock_events_off() -> Iterator[None]:
             lock._cblist = saved + [cb for cb in lock._cblist if cb not in saved]
 
 
-def warm_up() -> dict[str, float]:
-    """Load every loss and run its examples; return seconds per loss id."""
+def load_parallel_builds() -> None:
+    """Load the parallel builds :func:`warm_up` deferred (see
+    :func:`lossd.kernels.jit.defer_parallel_builds`) and start Numba's thread pool, so the
+    first large request does not start it. A failure is logged: the serial builds go on
+    serving every size."""
+    import numba
+
+    from lossd.kernels import jit
+
+    begin = time.perf_counter()
+    try:
+        with llvm_lock_events_off():
+            count = jit.load_deferred_parallel_builds()
+        threads = numba.get_num_threads()  # launches the threading layer
+    except Exception:
+        log.exception("parallel builds failed to load; the serial builds serve every size")
+        return
+    log.info("parallel builds loaded", extra={"signatures": count, "threads": threads,
+                                              "seconds": round(time.perf_counter() - begin, 3)})
+
+
+def warm_up(defer_parallel: bool = False) -> dict[str, float]:
+    """Load every loss and run its examples; return seconds per loss id. With
+    ``defer_parallel`` and a warm cache, the loss kernels' parallel builds are left for
+    :func:`load_parallel_builds` (a cold cache compiled in this process compiles them all:
+    no compile after ready)."""
     with llvm_lock_events_off():
-        return _warm_up()
+        return _warm_up(defer_parallel)
 
 
-def _warm_up() -> dict[str, float]:
+def _warm_up(defer_parallel: bool) -> dict[str, float]:
     import numpy as np
 
     from lossd import precompile
     from lossd.core.evaluate import evaluate
-    from lossd.kernels import jitcache
+    from lossd.kernels import jit, jitcache
     from lossd.losses import registry
 
     timings: dict[str, float] = {}
     compiled = precompile.compile_cold().seconds  # dotted module name -> seconds in a worker
+    if defer_parallel and not precompile.cold():
+        jit.defer_parallel_builds()
 
     def loaded(loss_id: str, seconds: float) -> None:
         timings[loss_id] = seconds + compiled.get(precompile.PACKAGE + loss_id, 0.0)

@@ -26,7 +26,7 @@ from lossd_client import LossClient
 from tests.serverproc import start_server
 
 REPORT = re.compile(r"lossd numba compilations: warm-up (\d+), after ready (\d+) "
-                    r"\(signatures (\d+) -> (\d+)\)")
+                    r"\(signatures (\d+) -> (\d+), deferred parallel (\d+)\)")
 
 #: sizes around the parallel threshold (4096 elements) for each input family.
 PARALLEL_DIMS = {"ew": {"n": 5000}, "rows": {"n": 64, "d": 100}, "triplet": {"n": 64, "d": 100},
@@ -91,12 +91,13 @@ def test_serving_every_loss_and_dtype_compiles_nothing(reporting_server, record_
     assert reporting_server.terminate() == 0
     line = next((x for x in reporting_server.lines if "numba compilations" in x), None)
     assert line is not None, reporting_server.lines[-10:]
-    warmup, after, sig_ready, sig_end = (int(g) for g in REPORT.search(line).groups())
+    warmup, after, sig_ready, sig_end, deferred = (int(g) for g in REPORT.search(line).groups())
     print(line)
     if precompile.default_jobs() > 1:  # a cold cache was compiled in worker processes
         assert warmup == 0, line
+        assert deferred > 0, line  # the parallel builds loaded after ready, from the cache
     assert after == 0, line
-    assert sig_end == sig_ready, line
+    assert sig_end == sig_ready + deferred, line
     assert sig_ready > 0
     assert len({spec.id for spec in SPECS}) == len({r[0] for r in requests})
 

@@ -14,7 +14,7 @@ from lossd import warmup
 def test_start_runs_warm_up_in_a_thread_and_returns_its_timings(monkeypatch):
     seen = []
 
-    def fake() -> dict[str, float]:
+    def fake(defer_parallel: bool = False) -> dict[str, float]:
         seen.append(threading.current_thread().name)
         return {"mse": 0.5}
 
@@ -24,8 +24,36 @@ def test_start_runs_warm_up_in_a_thread_and_returns_its_timings(monkeypatch):
     assert seen == ["lossd-warm-up"]
 
 
+def test_deferred_start_resolves_before_the_parallel_builds_load(monkeypatch):
+    """``lossd serve``: ready (the future) after the serial builds; the parallel builds load
+    right after, in the same thread; a plain start loads nothing more."""
+    events = []
+    started, loaded = threading.Event(), threading.Event()
+    futures = []
+
+    def fake(defer_parallel: bool = False) -> dict[str, float]:
+        started.wait(60)  # until the test holds the future
+        events.append(("warm_up", defer_parallel))
+        return {}
+
+    def load() -> None:
+        events.append(("load", futures[0].done(), threading.current_thread().name))
+        loaded.set()
+
+    monkeypatch.setattr(warmup, "warm_up", fake)
+    monkeypatch.setattr(warmup, "load_parallel_builds", load)
+    futures.append(warmup.start(defer_parallel=True))
+    started.set()
+    assert futures[0].result(timeout=60)[0] == {}
+    assert loaded.wait(60)
+    assert events == [("warm_up", True), ("load", True, "lossd-warm-up")]
+    events.clear()
+    warmup.start().result(timeout=60)
+    assert events == [("warm_up", False)]
+
+
 def test_start_passes_the_warm_up_error_on(monkeypatch):
-    def broken() -> dict[str, float]:
+    def broken(defer_parallel: bool = False) -> dict[str, float]:
         raise RuntimeError("no kernels")
 
     monkeypatch.setattr(warmup, "warm_up", broken)
@@ -51,7 +79,7 @@ def test_llvm_lock_events_are_off_inside_and_restored_after():
 def test_a_started_warm_up_cannot_be_cancelled(monkeypatch):
     release = threading.Event()
 
-    def slow() -> dict[str, float]:
+    def slow(defer_parallel: bool = False) -> dict[str, float]:
         release.wait(60)
         return {}
 

@@ -16,8 +16,10 @@ Options, and why:
   reductions; ``nnan``/``ninf`` stay off so NaN/Inf checks and IEEE overflow survive.
 * ``error_model="numpy"``: division by zero gives Inf/NaN, no Python exception check.
 * Eager signatures: kernels compile at import of their module's warm-up, never on a
-  request. Read-only array types are used for inputs: NumPy views of request bytes are
-  read-only, and writable arrays dispatch to the same compiled code.
+  request (a server's parallel builds may load just after ready, see
+  :func:`defer_parallel_builds`; until then their serial builds serve). Read-only array
+  types are used for inputs: NumPy views of request bytes are read-only, and writable
+  arrays dispatch to the same compiled code.
 * Threading layer ``omp`` with ``OMP_WAIT_POLICY=PASSIVE``: safe when several Python
   threads enter parallel kernels at once (the default ``workqueue`` layer aborts), and
   no spinning idle threads stall the next call.
@@ -26,6 +28,7 @@ Options, and why:
 from __future__ import annotations
 
 import os
+import threading
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("NUMBA_THREADING_LAYER", "omp")
@@ -73,11 +76,16 @@ def _njit(fn: Callable, signatures: Sequence[Any] | None = None, **options: Any)
     dispatcher = numba.njit(**_COMMON, **options)(fn)
     dispatcher._cache = KernelCache(fn, parallel=bool(options.get("parallel", False)))
     if signatures is not None:
-        with typeinfer.register_dispatcher(dispatcher):
-            for signature in signatures:
-                dispatcher.compile(signature)
-            dispatcher.disable_compile()
+        _compile_eager(dispatcher, signatures)
     return dispatcher
+
+
+def _compile_eager(dispatcher: Any, signatures: Sequence[Any]) -> None:
+    """Compile (or load from the cache) ``signatures``, then forbid any other."""
+    with typeinfer.register_dispatcher(dispatcher):
+        for signature in signatures:
+            dispatcher.compile(signature)
+        dispatcher.disable_compile()
 
 
 def for_floats(build: Callable[[types.Type], Any]) -> list[Any]:
@@ -105,14 +113,28 @@ class Dual:
     machine code and run serially). Numba's parfor passes copy a ``prange`` body's IR
     several times, so a large inlined body compiles several times slower in the parallel
     build: keep the body a call of a :func:`block` function.
+
+    Under :func:`defer_parallel_builds` the parallel build compiles (loads) only when
+    :func:`load_deferred_parallel_builds` runs; until then every size runs the serial build.
     """
 
     def __init__(self, fn: Callable, signatures: Sequence[Any]) -> None:
-        self.serial = _njit(fn, signatures)
-        self.parallel = _njit(fn, signatures, parallel=True)
+        self._signatures = list(signatures)
+        self.serial = _njit(fn, self._signatures)
+        self.parallel = _njit(fn, parallel=True)
         DISPATCHERS.extend([self.serial, self.parallel])
         self.__doc__ = fn.__doc__
         self.__name__ = fn.__name__
+        self._large = self.serial  # the build for sizes at or above the threshold
+        if not _DEFERRAL.add(self):
+            self.compile_parallel()
+
+    def compile_parallel(self) -> int:
+        """Compile (or load) the parallel build's signatures and use it from now on; return
+        how many signatures that was."""
+        _compile_eager(self.parallel, self._signatures)
+        self._large = self.parallel
+        return len(self._signatures)
 
     def call(self, size: int, *args: Any) -> Any:
         """Run the build that suits an input of ``size`` elements."""
@@ -121,7 +143,62 @@ class Dual:
     def pick(self, size: int) -> Any:
         """The build that suits an input of ``size`` elements (``pick(size)(*args)`` saves
         the argument re-packing of :meth:`call` on the per-call path)."""
-        return self.parallel if size >= PARALLEL_THRESHOLD else self.serial
+        return self._large if size >= PARALLEL_THRESHOLD else self.serial
+
+
+class _Deferral:
+    """The :class:`Dual` kernels whose parallel build waits (``pending`` is None: none waits,
+    new kernels compile both builds at once)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pending: list[Dual] | None = None
+        self.loaded = 0
+
+    def add(self, dual: Dual) -> bool:
+        """Queue ``dual``'s parallel build if deferring; whether it was queued."""
+        with self.lock:
+            if self.pending is None:
+                return False
+            self.pending.append(dual)
+            return True
+
+    def take(self) -> Dual | None:
+        """The next queued kernel; None (and deferral ends) when the queue is empty."""
+        with self.lock:
+            if not self.pending:
+                self.pending = None
+                return None
+            return self.pending.pop(0)
+
+
+_DEFERRAL = _Deferral()
+
+
+def defer_parallel_builds() -> None:
+    """From now on a new :class:`Dual` compiles (or loads) only its serial build, which then
+    serves every size, until :func:`load_deferred_parallel_builds`. The server uses this to
+    report ready after the serial builds, loading the parallel ones just after (about half
+    the load time of a warm start)."""
+    with _DEFERRAL.lock:
+        if _DEFERRAL.pending is None:
+            _DEFERRAL.pending = []
+
+
+def load_deferred_parallel_builds() -> int:
+    """Compile (or load) every deferred parallel build, switch each kernel to it, end the
+    deferral; return the number of signatures loaded."""
+    count = 0
+    while (dual := _DEFERRAL.take()) is not None:
+        count += dual.compile_parallel()
+    with _DEFERRAL.lock:
+        _DEFERRAL.loaded += count
+    return count
+
+
+def deferred_signatures_loaded() -> int:
+    """Signatures :func:`load_deferred_parallel_builds` has loaded in this process."""
+    return _DEFERRAL.loaded
 
 
 def dual(signatures: Sequence[Any]) -> Callable[[Callable], Dual]:

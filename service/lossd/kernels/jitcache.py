@@ -94,6 +94,10 @@ def stamp(source_stamp: Any) -> tuple[Any, str]:
     return (source_stamp, helpers_digest())
 
 
+#: ids of the target contexts a :class:`KernelCache` load has refreshed in this process.
+_REFRESHED: set[int] = set()
+
+
 class KernelCache(FunctionCache):
     """``FunctionCache`` whose entries go stale when any helper module changes, keyed also by
     the bounds-check setting and ``parallel`` (the serial and the parallel build of one
@@ -105,6 +109,17 @@ class KernelCache(FunctionCache):
         self._cache_file = LockedIndexDataCacheFile(
             cache_path=self._cache_path, filename_base=self._impl.filename_base,
             source_stamp=stamp(self._impl.locator.get_source_stamp()))
+
+    def load_overload(self, sig: Any, target_context: Any) -> Any:
+        """Numba's load, refreshing ``target_context`` only on its first load in this
+        process: Numba refreshes before every load (re-scanning its extension registries,
+        about a millisecond each, ~140 loads in a warm start); a load only rebuilds machine
+        code and needs none of the registries, and a real compile refreshes for itself."""
+        if id(target_context) not in _REFRESHED:
+            target_context.refresh()
+            _REFRESHED.add(id(target_context))
+        with self._guard_against_spurious_io_errors():
+            return self._load_overload(sig, target_context)
 
     def _index_key(self, sig: Any, codegen: Any) -> tuple:
         return (*super()._index_key(sig, codegen), ("boundscheck", bool(config.BOUNDSCHECK)),
