@@ -15,8 +15,9 @@ The variance v >= 0 is given exactly one way:
               summed over the broadcast dimension.
 
 ``l`` has x's shape; ``mean`` divides by M, ``batchmean`` by N. The var gradient is
-computed per element in float64 and summed over the broadcast dimension in float64
-before one rounding to the request dtype.
+computed per element in float64; a var of x's shape gets it stored in the request dtype
+by the kernel itself, a broadcast var gets it summed over the broadcast dimension in
+float64 before one rounding to the request dtype.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 @block
-def _gaussian_block(i0, x, y, v, vdims, vst, v_scalar, eps, const, s, out, gx, gy, gv, want_x,
-                    want_y, want_v):  # pragma: no cover - compiled
+def _gaussian_block(i0, x, y, v, vdims, vst, v_scalar, eps, const, s, out, gx, gy, gv, gv64,
+                    want_x, want_y, want_v):  # pragma: no cover - compiled
     """Elements [i0, i0 + BLOCK) of :func:`_gaussian_nll`; returns their loss sum."""
     stop = min(i0 + BLOCK, x.size)
     vb = np.empty(BLOCK)
@@ -51,6 +52,7 @@ def _gaussian_block(i0, x, y, v, vdims, vst, v_scalar, eps, const, s, out, gx, g
     # outputs not requested get a scratch (sink): unconditional stores, no aliasing check
     xb, yb, ob = x[i0:stop], y[i0:stop], sink(out, i0, stop)
     gxb, gyb, gvb = sink(gx, i0, stop), sink(gy, i0, stop), sink(gv, i0, stop)
+    gv64b = sink(gv64, i0, stop)
     total = 0.0
     for k in range(stop - i0):
         vh = max(vb[k], eps)
@@ -62,19 +64,23 @@ def _gaussian_block(i0, x, y, v, vdims, vst, v_scalar, eps, const, s, out, gx, g
         ob[k] = value
         gxb[k] = s * t
         gyb[k] = -s * t
-        gvb[k] = 0.5 * s * (1.0 - r) / vh
+        g = 0.5 * s * (1.0 - r) / vh
+        gvb[k] = g
+        gv64b[k] = g
     return total
 
 
 @dual(for_floats(lambda f: f64(ro(f), ro(f), ro(f), ro(i64), ro(i64), f64, f64, boolean, f64, rw(f),
-                               rw(f), rw(f), rw(f64), boolean, boolean, boolean)))
-def _gaussian_nll(x, y, v, vdims, vst, v_scalar, eps, full, s, out, gx, gy, gv,
+                               rw(f), rw(f), rw(f), rw(f64), boolean, boolean, boolean)))
+def _gaussian_nll(x, y, v, vdims, vst, v_scalar, eps, full, s, out, gx, gy, gv, gv64,
                   want_x, want_y, want_v):  # pragma: no cover - compiled
+    """sum_i l_i; stores l_i and the requested gradients (``gv``: dR/dv_i in x's dtype for a
+    var of x's shape, ``gv64``: per element in float64 for a broadcast var; the other empty)."""
     const = HALF_LOG_2PI if full else 0.0
     total = 0.0
     for b in prange(blocks(x.size)):
         total += _gaussian_block(b * BLOCK, x, y, v, vdims, vst, v_scalar, eps, const, s, out, gx, gy,
-                                 gv, want_x, want_y, want_v)
+                                 gv, gv64, want_x, want_y, want_v)
     return total
 
 
@@ -114,14 +120,18 @@ def compute(call: Call) -> LossOutput:
     names = ("input", "target")
     gx, gy = _elementwise.grad_buffers(call, (x.reshape(-1),) * 2, names)
     want_v = call.wants("var")
-    gv = np.empty(size if want_v else 0, np.float64)
+    per_element = block == 1  # var has x's size: no sum, the kernel rounds each element once
+    gv = np.empty(size if want_v and per_element else 0, call.dtype)
+    gv64 = np.empty(size if want_v and not per_element else 0, np.float64)
     total = _gaussian_nll.call(size, x.reshape(-1), call.inputs["target"].reshape(-1),
                                _elementwise.flat(call, "var"), vdims, vst, float(v_scalar),
-                               call.params["eps"], call.params["full"], s, out, gx, gy, gv,
+                               call.params["eps"], call.params["full"], s, out, gx, gy, gv, gv64,
                                call.wants("input"), call.wants("target"), want_v)
     grads = _elementwise.shaped_grads(call, names, (gx, gy))
-    if want_v:
-        summed = gv.reshape(size // block, block // inner, inner).sum(axis=1)
+    if want_v and per_element:
+        grads["var"] = gv.reshape(var.shape)
+    elif want_v:
+        summed = gv64.reshape(size // block, block // inner, inner).sum(axis=1)
         grads["var"] = summed.astype(call.dtype).reshape(var.shape)
     return LossOutput(finish(call, total, s, out, x.shape), grads)
 
