@@ -49,6 +49,41 @@ def _softmax_nll(z, y):  # pragma: no cover - compiled
     return out
 
 
+@numba.njit(**OPTIONS)
+def _exp_rows(z, t):  # pragma: no cover - compiled
+    """exp_row over every row of an (N, C, 1) array into t (N * C, its own float type), and
+    the sums over c != 0."""
+    n_rows, n_cls, _ = z.shape
+    sums = np.empty(n_rows)
+    for n in range(n_rows):
+        sums[n] = exp_row(z, n, 0, row_max(z, n, 0), t, n * n_cls, 0)
+    return sums
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exp_row_in_the_scratch_type(dtype):
+    """e_c = exp(z_c - m) within |z_c - m| 2^-24 + 2 ulp relative (float32 scratch: the rounded
+    argument and vecmath32.exp; float64: |z_c - m| 2^-53 + 4 ulp), absolute 2.2e-8 at most, and rest summed in
+    float64: logits near 0 and offset by 1e4, spread down to e^-110 (float32 subnormals and 0)."""
+    rng = np.random.default_rng(7)
+    z = np.concatenate([rng.normal(0, 30, (40, 33)), 1e4 + rng.normal(0, 30, (40, 33)),
+                        -3e3 + np.linspace(-110, 0, 33)[None, :].repeat(4, 0)]).astype(dtype)
+    t = np.empty(z.size, dtype)
+    sums = _exp_rows(z[:, :, None], t)
+    zl = z.astype(np.longdouble)
+    want = np.exp(zl - zl.max(1, keepdims=True)).astype(np.float64)
+    got = t.reshape(z.shape).astype(np.float64)
+    d = np.abs(z.astype(np.float64) - z.astype(np.float64).max(1, keepdims=True))
+    tiny = np.finfo(dtype).tiny
+    if dtype == np.float32:
+        bound = want * (d * 2.0 ** -24 + 2 * 2.0 ** -23) + 2 * np.finfo(np.float32).smallest_subnormal
+    else:  # likewise with the argument rounded to float64
+        bound = want * (d * 2.0 ** -53 + 4 * 2.0 ** -52) + tiny
+    assert np.all(np.abs(got - want) <= bound), np.max(np.abs(got - want) - bound)
+    assert np.max(np.abs(got - want)) <= 2.2e-8
+    np.testing.assert_allclose(sums, got[:, 1:].sum(1), rtol=1e-13)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("k", [1, 3])
 def test_row_max_is_exact(dtype, k):
@@ -87,6 +122,8 @@ def test_nll_from_rest_relative_accuracy():
         np.testing.assert_allclose(got, want, rtol=1e-13, atol=0)
 
 
+#: kernels whose float32 build keeps exp(z - m) in a float32 scratch (see exp_row)
+F32_EXP_ROWS = ("_ce_index", "_ce_prob", "_softmax_focal")
 KERNELS = [("softmax_cross_entropy", "_ce_index"), ("softmax_cross_entropy", "_ce_prob"),
            ("softmax_focal", "_softmax_focal"), ("categorical_cross_entropy", "_cce"),
            ("f_divergence", "_fdiv"), ("_margin", "_margin_rows")]
@@ -102,3 +139,7 @@ def test_kernels_are_vectorised(module_name, kernel):
     assert len(packed) >= 4, f"{kernel}: no vectorised polynomial"
     if module_name != "_margin":  # the face kernel keeps per-row scalar log/log1p/expm1/acos
         assert not re.search(r"\$(exp|log|log1p|expm1|pow)\b", asm), f"{kernel}: scalar libm call left"
+    if kernel in F32_EXP_ROWS:  # float32 logits: exp_row's exp runs 8 float32 lanes wide
+        assert serial.signatures[0][0].dtype == numba.float32
+        single = re.findall(r"vfn?m(?:add|sub)\d+ps\s+[^\n]*%ymm", asm)
+        assert len(single) >= 4, f"{kernel}: exp_row's float32 exp is not vectorised 8 lanes wide"

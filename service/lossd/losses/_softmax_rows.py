@@ -7,7 +7,8 @@ calls and no data-dependent branches, only arithmetic and selects (vecmath.exp/l
     row_max(z, n, k)                m = max_c z_c, exact, through the order-preserving int64
                                     key(x) = bits(x) ^ ((bits(x) >> 63) & 0x7FF..F) (a float
                                     max reduction does not vectorise without nnan)
-    exp_row(z, n, k, m, t, o, skip) t[o + c] = exp(z_c - m) (float64 scratch); returns the sum
+    exp_row(z, n, k, m, t, o, skip) t[o + c] = exp(z_c - m) in t's type (float64, or float32
+                                    for float32 z: 8 lanes); returns the float64 sum
                                     over c != skip (skip < 0: the whole sum), so that
                                     1 - softmax_skip = rest / (e_skip + rest) has no cancellation
     nll_from_rest(em1, rest, mz)    lse - z_y = mz + log(e_y + rest) with mz = m - z_y,
@@ -50,12 +51,21 @@ def row_max(z, n, k):  # pragma: no cover - compiled
 
 @inline
 def exp_row(z, n, k, m, t, off, skip):  # pragma: no cover - compiled
-    """t[off + c] = exp(z[n, c, k] - m) for every c; returns the sum over c != skip."""
+    """t[off + c] = exp(z[n, c, k] - m) for every c, in t's float type; returns the float64
+    sum over c != skip.
+
+    A float32 scratch (for float32 logits) makes the exp loop 8 float32 lanes wide
+    (vecmath32.exp, <= 1.24 ulp) instead of 4 float64 ones: 2.2x faster at C = 1000. Its
+    argument z_c - m is then rounded once to float32 (an IEEE subtraction, as exact as the
+    float64 difference rounded), a relative error of at most |z_c - m| 2^-24 in e_c, i.e. an
+    absolute one of at most max_d |d| e^d 2^-24 < 2.2e-8 of the largest e_c = 1: far inside
+    the float32 tolerance (rtol 1e-4, atol 1e-6 S). The sum runs in a separate loop in
+    float64 (a float64 accumulator in the exp loop would make it 4 lanes wide again)."""
+    for c in range(z.shape[1]):
+        t[off + c] = vecmath.texp(z[n, c, k] - vecmath.like(t, m))
     total = 0.0
     for c in range(z.shape[1]):
-        v = vecmath.exp(np.float64(z[n, c, k]) - m)
-        t[off + c] = v
-        total += 0.0 if c == skip else v
+        total += 0.0 if c == skip else np.float64(t[off + c])
     return total
 
 

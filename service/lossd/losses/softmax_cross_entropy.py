@@ -48,7 +48,7 @@ def _index_rows(lo, hi, z, y, w, ignore, eps, s, sw, out, gz, want):  # pragma: 
     n_cls, n_pos = z.shape[1], z.shape[2]
     smooth = eps / n_cls
     b = s * smooth
-    e = np.empty(n_cls)
+    e = np.empty(n_cls, z.dtype)  # exp(z_c - m) in z's type (see exp_row)
     st = np.empty((6, (hi - lo) * n_pos))
     for n in range(lo, hi):
         for k in range(n_pos):
@@ -116,7 +116,7 @@ def _prob_rows(lo, hi, z, p, w, eps, s, out, gz, gp, want_z, want_p):  # pragma:
     n_cls, n_pos = z.shape[1], z.shape[2]
     keep = out.size > 0
     smooth = eps / n_cls
-    e = np.empty(n_cls)  # exp(z_c - m), reused by the z gradient
+    e = np.empty(n_cls, z.dtype)  # exp(z_c - m) in z's type (see exp_row), reused by the z gradient
     acc = 0.0
     for n in range(lo, hi):
         for k in range(n_pos):

@@ -42,7 +42,7 @@ def _focal_rows(lo, hi, z, y, class_alpha, per_class, alpha, gamma, r, out, gz,
     (u = rest / se, p_y = e_y / se, no expm1 or pow calls), (3) the gradient rows. Writes
     rows lo..hi-1 of out and gz only; returns the sum of the losses."""
     c = z.shape[1]
-    t = np.empty((hi - lo) * c)
+    t = np.empty((hi - lo) * c, z.dtype)  # exp(z - m) in z's type (see exp_row)
     st = np.empty((9, hi - lo))
     for i in range(lo, hi):
         j = i - lo
