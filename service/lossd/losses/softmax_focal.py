@@ -27,8 +27,8 @@ from lossd.losses._softmax_rows import exp_row, nll_from_rest, row_max
 from lossd.losses.common import buffer, finish, grads_of, loss_buffer
 from lossd.spec import Call, InputSpec, Kind, LossOutput, LossSpec, ParamSpec
 
-#: rows per chunk target about this many elements: the chunk's float64 scratch (exp(z - m) of
-#: every row, and a few per-row values) stays in the L1/L2 cache.
+#: rows per chunk target about this many elements: the chunk's scratch (exp(z - m) of every row
+#: in z's float type, and a few float64 per-row values) stays in the L1/L2 cache.
 _CHUNK_ELEMENTS = 4096
 #: per-row values kept between the passes
 _EY, _EM1, _REST, _MZ, _A, _VALUE, _COEF, _SE, _U = range(9)
