@@ -79,8 +79,9 @@ def llvm_lock_events_off() -> Iterator[None]:
 def load_parallel_builds() -> None:
     """Load the parallel builds :func:`warm_up` deferred (see
     :func:`lossd.kernels.jit.defer_parallel_builds`) and start Numba's thread pool, so the
-    first large request does not start it. A failure is logged: the serial builds go on
-    serving every size."""
+    first large request does not start it (without a threading layer nothing loads, see
+    :func:`lossd.kernels.jit.parallel_available`). A failure is logged: the serial builds go
+    on serving every size."""
     import numba
 
     from lossd.kernels import jit
@@ -89,7 +90,7 @@ def load_parallel_builds() -> None:
     try:
         with llvm_lock_events_off():
             count = jit.load_deferred_parallel_builds()
-        threads = numba.get_num_threads()  # launches the threading layer
+        threads = numba.get_num_threads() if jit.parallel_available() else 1
     except Exception:
         log.exception("parallel builds failed to load; the serial builds serve every size")
         return

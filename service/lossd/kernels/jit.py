@@ -22,11 +22,14 @@ Options, and why:
   arrays dispatch to the same compiled code.
 * Threading layer ``omp`` with ``OMP_WAIT_POLICY=PASSIVE``: safe when several Python
   threads enter parallel kernels at once (the default ``workqueue`` layer aborts), and
-  no spinning idle threads stall the next call.
+  no spinning idle threads stall the next call. Without a loadable layer (no OpenMP
+  runtime) :func:`parallel_available` is False and the serial builds serve every size.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import threading
 
@@ -131,7 +134,10 @@ class Dual:
 
     def compile_parallel(self) -> int:
         """Compile (or load) the parallel build's signatures and use it from now on; return
-        how many signatures that was."""
+        how many signatures that was (0, and the serial build stays, when Numba has no
+        threading layer: see :func:`parallel_available`)."""
+        if not parallel_available():
+            return 0
         _compile_eager(self.parallel, self._signatures)
         self._large = self.parallel
         return len(self._signatures)
@@ -144,6 +150,24 @@ class Dual:
         """The build that suits an input of ``size`` elements (``pick(size)(*args)`` saves
         the argument re-packing of :meth:`call` on the per-call path)."""
         return self._large if size >= PARALLEL_THRESHOLD else self.serial
+
+
+@functools.cache
+def parallel_available() -> bool:
+    """Whether Numba can load its threading layer (``NUMBA_THREADING_LAYER``, ``omp`` here:
+    the OpenMP runtime, libgomp on Linux). Without one a parallel build can neither compile
+    nor run, so every :class:`Dual` keeps its serial build for every size and one warning
+    says so (a pip install on a system without libgomp still serves, single-threaded)."""
+    try:
+        numba.get_num_threads()  # loads the threading layer and starts its pool
+    except (ValueError, OSError, ImportError, RuntimeError) as exc:
+        logging.getLogger("lossd.kernels").warning(
+            "no Numba threading layer could be loaded; every kernel runs its serial build "
+            "(install the OpenMP runtime, e.g. libgomp1, for the parallel builds)",
+            extra={"threading_layer": os.environ.get("NUMBA_THREADING_LAYER", ""),
+                   "error": str(exc).splitlines()[0]})
+        return False
+    return True
 
 
 class _Deferral:
