@@ -192,10 +192,10 @@ def log1p(x):  # pragma: no cover - compiled
 #: the generic forms are compiled as small functions with the kernels' options and inlined by
 #: LLVM (not Numba-IR inlined: that re-typed every call site and doubled the compile time of
 #: the losses using them: BCE 16.4 -> 9.7 CPU s cold, same vector code)
-_OPTIONS = {"fastmath": set(FASTMATH), "error_model": "numpy"}
+OVERLOAD_OPTIONS = {"fastmath": set(FASTMATH), "error_model": "numpy"}
 
 
-def _is32(ref: types.Type) -> bool:
+def is_float32(ref: types.Type) -> bool:
     """Whether ``ref`` (a Numba type: float scalar or array) is float32."""
     return getattr(ref, "dtype", ref) == types.float32
 
@@ -225,26 +225,30 @@ def pick(ref, v32, v64):  # pragma: no cover - stub
     raise NotImplementedError("pick is for compiled kernels")
 
 
-@overload(texp, jit_options=_OPTIONS)
+@overload(texp, jit_options=OVERLOAD_OPTIONS)
 def _texp(x):  # pragma: no cover - compile time
-    return (lambda x: vecmath32.exp(x)) if _is32(x) else (lambda x: exp(x))
+    return (lambda x: vecmath32.exp(x)) if is_float32(x) else (lambda x: exp(x))
 
 
-@overload(tlog, jit_options=_OPTIONS)
+@overload(tlog, jit_options=OVERLOAD_OPTIONS)
 def _tlog(x):  # pragma: no cover - compile time
-    return (lambda x: vecmath32.log(x)) if _is32(x) else (lambda x: log(x))
+    return (lambda x: vecmath32.log(x)) if is_float32(x) else (lambda x: log(x))
 
 
-@overload(tlog1p, jit_options=_OPTIONS)
+@overload(tlog1p, jit_options=OVERLOAD_OPTIONS)
 def _tlog1p(x):  # pragma: no cover - compile time
-    return (lambda x: vecmath32.log1p(x)) if _is32(x) else (lambda x: log1p(x))
+    return (lambda x: vecmath32.log1p(x)) if is_float32(x) else (lambda x: log1p(x))
 
 
-@overload(like, jit_options=_OPTIONS)
+@overload(like, jit_options=OVERLOAD_OPTIONS)
 def _like(ref, value):  # pragma: no cover - compile time
-    return (lambda ref, value: np.float32(value)) if _is32(ref) else (lambda ref, value: np.float64(value))
+    if is_float32(ref):
+        return lambda ref, value: np.float32(value)
+    return lambda ref, value: np.float64(value)
 
 
-@overload(pick, jit_options=_OPTIONS)
+@overload(pick, jit_options=OVERLOAD_OPTIONS)
 def _pick(ref, v32, v64):  # pragma: no cover - compile time
-    return (lambda ref, v32, v64: np.float32(v32)) if _is32(ref) else (lambda ref, v32, v64: np.float64(v64))
+    if is_float32(ref):
+        return lambda ref, v32, v64: np.float32(v32)
+    return lambda ref, v32, v64: np.float64(v64)

@@ -26,13 +26,10 @@ calls and no data-dependent branches, only arithmetic and selects (vecmath.exp/l
 from __future__ import annotations
 
 import numpy as np
-from numba import types
 from numba.extending import overload
 
 from lossd.kernels import vecmath
-from lossd.kernels.jit import FASTMATH, inline
-
-_OPTIONS = {"fastmath": set(FASTMATH), "error_model": "numpy"}
+from lossd.kernels.jit import inline
 
 _LOW_BITS = 0x7FFFFFFFFFFFFFFF
 
@@ -91,9 +88,9 @@ def _exp_row_narrow(z, n, k, m, t, off, skip):  # pragma: no cover - compiled
     return total
 
 
-@overload(exp_row, jit_options=_OPTIONS)
+@overload(exp_row, jit_options=vecmath.OVERLOAD_OPTIONS)
 def _exp_row(z, n, k, m, t, off, skip):  # pragma: no cover - compile time
-    impl = _exp_row_narrow if t.dtype == types.float32 else _exp_row_fused
+    impl = _exp_row_narrow if vecmath.is_float32(t) else _exp_row_fused
     return lambda z, n, k, m, t, off, skip: impl(z, n, k, m, t, off, skip)
 
 
