@@ -9,13 +9,16 @@ import pytest
 
 import lossd
 import lossd_client
+from lossd.losses import softmax_focal as focal
 from tests.losses._shared import case_rejections_test, split_variant
 from tests.losses.harness import check_against_reference, check_finite_differences
 from tests.reference.softmax_focal import reference
 
 LOSS = "softmax_focal"
 DTYPES = [np.float32, np.float64]
-SHAPES = [(1, 4), (7, 3), (517, 9)]          # batch 1, odd, >= 4096 elements (parallel build)
+#: batch 1, odd, >= 4096 elements (parallel build); the kernel runs by columns for C <= 40
+#: (several chunks, several parallel blocks for (3000, 7)) and by rows above
+SHAPES = [(1, 4), (7, 3), (517, 9), (3000, 7), (60, 50)]
 REDUCTIONS = ["none", "sum", "mean", "batchmean"]
 VARIANTS = [{}, {"gamma": 0.0}, {"alpha": 0.25, "gamma": 0.5}, {"alpha": 2.0, "gamma": 3.3},
             {"class_alpha": True}, {"class_alpha": True, "alpha": 5.0, "gamma": 1.0}]
@@ -98,6 +101,37 @@ def test_confident_rows_are_finite(dtype):
     assert np.all(np.isfinite(res.loss)) and np.all(np.isfinite(res.grads["logits"]))
     assert res.loss[0] < 1e-20 and res.loss[1] > 100
     check_against_reference(LOSS, {"logits": z, "labels": np.array([0, 0])}, {"gamma": 0.5}, reference)
+
+
+def test_layout_choice():
+    assert focal._COLS_MAX_CLASSES == 40 and 3000 > 2 * focal.cols.P
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(5, 3), (600, 7), (9, 40)], ids=str)
+def test_rows_and_columns_agree(dtype, shape):
+    """The two layouts of the kernel give the same losses and gradients, confident rows
+    (u = 0, p_y underflowing) included."""
+    rng = np.random.default_rng(sum(shape))
+    n, c = shape
+    z = rng.normal(0.0, 3.0, shape)
+    z[::3] *= 30.0
+    z = z.astype(dtype).reshape(n, c, 1)
+    y = rng.integers(0, c, n)
+    for gamma, class_alpha in ((0.0, None), (0.5, rng.uniform(0.0, 2.0, c).astype(dtype)), (2.0, None)):
+        per_class = class_alpha is not None
+        alphas = class_alpha if per_class else np.empty(0, dtype)
+        got = []
+        for kern, gshape in ((focal._softmax_focal, (n, c)), (focal._softmax_focal_cols, (n, c, 1))):
+            out, grad = np.zeros(n, dtype), np.full(gshape, np.nan, dtype)
+            total = kern.call(z.size, z, y, alphas, per_class, 0.25, gamma, 0.3, out, grad, True)
+            got.append((total, out, grad.reshape(n, c)))
+        (t_rows, out_rows, g_rows), (t_cols, out_cols, g_cols) = got
+        rtol = 1e-12 if dtype == np.float64 else 2e-6
+        np.testing.assert_allclose(t_cols, t_rows, rtol=rtol)
+        assert not np.isnan(g_cols).any()
+        for a, b in ((out_cols, out_rows), (g_cols, g_rows)):
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * float(np.abs(b).max()))
 
 
 def test_result_dtype_through_server(client):
