@@ -16,9 +16,9 @@ from tests.reference.softmax_cross_entropy import reference
 LOSS = "softmax_cross_entropy"
 DTYPES = [np.float32, np.float64]
 SHAPES = [(1, 3), (7, 5), (4, 3, 2, 2), (64, 10, 8)]   # the last has 5120 elements: parallel build
-#: index targets run by columns or by rows (softmax_cross_entropy.by_columns); these add
+#: the kernels run by columns or by rows (softmax_cross_entropy.by_columns); these add
 #: several chunks of either layout, rows with more classes, and several parallel blocks
-INDEX_SHAPES = SHAPES + [(300, 7), (40, 50), (2, 4, 600), (2000, 9), (3, 6, 2000)]
+LAYOUT_SHAPES = SHAPES + [(300, 7), (40, 50), (2, 4, 600), (2000, 9), (3, 6, 2000)]
 REDUCTIONS = ["none", "sum", "mean", "batchmean"]
 # (weight?, ignore_index, label_smoothing)
 INDEX_VARIANTS = [(False, None, None), (True, None, None), (False, -1, None), (False, 1, None),
@@ -62,7 +62,7 @@ def _prob_data(shape, dtype, seed, weight=False, zeros=True):
 
 @pytest.mark.parametrize("variant", INDEX_VARIANTS, ids=lambda v: f"w={v[0]},ignore={v[1]},eps={v[2]}")
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("shape", INDEX_SHAPES)
+@pytest.mark.parametrize("shape", LAYOUT_SHAPES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_index_targets_against_reference(dtype, shape, reduction, variant):
     weight, ignore, eps = variant
@@ -72,7 +72,7 @@ def test_index_targets_against_reference(dtype, shape, reduction, variant):
 
 @pytest.mark.parametrize("variant", PROB_VARIANTS, ids=lambda v: f"w={v[0]},eps={v[1]}")
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape", LAYOUT_SHAPES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_probability_targets_against_reference(dtype, shape, reduction, variant):
     weight, eps = variant
@@ -118,29 +118,42 @@ def test_extreme_logits(dtype):
 
 
 def test_layout_choice():
-    """INDEX_SHAPES reach both layouts of the index kernel, with several chunks."""
+    """LAYOUT_SHAPES reach both layouts of both kernels, with several chunks."""
     assert sce.by_columns(7, 1) and sce.by_columns(9, 1) and sce.by_columns(4, 600)
     assert sce.by_columns(1000, 16) and sce.by_columns(40, 1)
     assert not sce.by_columns(50, 1) and not sce.by_columns(10, 8) and not sce.by_columns(3, 4)
+    limit = sce._PROB_COLS_MAX_CLASSES
+    assert sce.by_columns(9, 1, limit) and not sce.by_columns(50, 1, limit)
     assert 300 > sce.cols.P and 600 > 2 * sce.cols.P
 
 
-def _both_layouts(z, y, w, ignore, eps, s):
-    """(loss sum, per-position losses, gradient) of the row and the column kernel."""
+def _both_layouts(kern, n_grads, z, *args):
+    """(loss sum, per-position losses, gradients) of ``kern`` by rows and by columns;
+    ``args``: its arguments between z and out; ``n_grads`` gradients, all wanted."""
     out = []
-    for kern in (sce._ce_index, sce._ce_index_cols):
+    for by_cols in (False, True):
         per = np.zeros((z.shape[0], z.shape[2]), z.dtype)
-        grad = np.full(z.shape, np.nan, z.dtype)
-        total = kern.call(z.size, z, y, w, ignore, eps, s, per, grad, True)
-        out.append((total, per, grad))
+        grads = [np.full(z.shape, np.nan, z.dtype) for _ in range(n_grads)]
+        total = kern.call(z.size, z, *args, per, *grads, *[True] * n_grads, by_cols)
+        out.append((total, per, grads))
     return out
+
+
+def _assert_layouts_agree(rows, cols, dtype):
+    rtol = 1e-12 if dtype == np.float64 else 2e-6
+    np.testing.assert_allclose(cols[0], rows[0], rtol=rtol)
+    for a, b in zip([cols[1], *cols[2]], [rows[1], *rows[2]]):
+        assert not np.isnan(a).any()
+        scale = np.abs(b.astype(np.float64)).max()
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(5, 3, 1), (300, 7, 1), (9, 40, 1), (3, 5, 300), (2, 60, 20)])
 def test_rows_and_columns_agree(dtype, shape):
-    """The two layouts of the index kernel give the same losses and gradients, extreme
-    logits (1e4 apart, e^-80 probabilities) and in-range or outside ignore_index included."""
+    """The two layouts of both kernels give the same losses and gradients, extreme logits
+    (1e4 apart, e^-80 probabilities), in-range or outside ignore_index, zero target
+    probabilities and full smoothing included."""
     rng = np.random.default_rng(sum(shape))
     z = rng.normal(0.0, 3.0, shape)
     z[::4] *= 1e3
@@ -148,14 +161,15 @@ def test_rows_and_columns_agree(dtype, shape):
     y = rng.integers(0, shape[1], (shape[0], shape[2]))
     for ignore, eps, weighted in ((-100, 0.0, False), (1, 0.2, True), (-5, 1.0, True)):
         yy = np.where(rng.uniform(size=y.shape) < 0.2, ignore, y) if ignore < 0 else y
-        w = rng.uniform(0.1, 2.0, shape[1]) if weighted else np.ones(shape[1])
-        rows, cols = _both_layouts(z.astype(dtype), yy, w.astype(dtype), ignore, eps, 0.37)
-        rtol = 1e-12 if dtype == np.float64 else 2e-6
-        np.testing.assert_allclose(cols[0], rows[0], rtol=rtol)
-        for a, b in ((cols[1], rows[1]), (cols[2], rows[2])):
-            assert not np.isnan(a).any()
-            scale = np.abs(b.astype(np.float64)).max()
-            np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale)
+        w = (rng.uniform(0.1, 2.0, shape[1]) if weighted else np.ones(shape[1])).astype(dtype)
+        rows, cols = _both_layouts(sce._ce_index, 1, z.astype(dtype), yy, w, ignore,
+                                   eps, 0.37)
+        _assert_layouts_agree(rows, cols, dtype)
+        a = rng.uniform(0.05, 1.0, shape)
+        a[rng.uniform(size=shape) < 0.2] = 0.0
+        p = (a / np.maximum(a.sum(axis=1, keepdims=True), 1e-12)).astype(dtype)
+        rows, cols = _both_layouts(sce._ce_prob, 2, z.astype(dtype), p, w, eps, 0.37)
+        _assert_layouts_agree(rows, cols, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

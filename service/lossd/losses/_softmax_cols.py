@@ -5,9 +5,17 @@ class, instead of along one row of C classes.
 With few classes (C = 10 fills one and a quarter 8-lane vector) the row passes of
 :mod:`lossd.losses._softmax_rows` spend most of their time in loop set-up and remainders,
 and with a spatial axis (K > 1) a row is strided by K. Measured on float32 logits, one
-thread, softmax cross entropy with index targets and the gradient, rows -> columns:
-(327680, 2) 19.4 -> 7.1 ms, (65536, 10) 5.9 -> 3.3 ms, (20480, 32) 2.9 -> 2.4 ms, but
-(10240, 64) 2.1 -> 2.8 ms; (16, 10, 4096) 11.4 -> 3.2 ms, (4, 21, 16384) 24.4 -> 5.8 ms.
+thread, kernel with the logits' gradient, rows -> columns:
+
+    softmax_cross_entropy, index targets  (327680, 2) 19.4 -> 7.1 ms, (65536, 10) 5.9 -> 3.3 ms,
+                                          (20480, 32) 2.9 -> 2.4 ms, (10240, 64) 2.1 -> 2.8 ms,
+                                          (16, 10, 4096) 11.4 -> 3.2 ms, (4, 21, 16384) 24.4 -> 5.8 ms
+    softmax_cross_entropy, probabilities  (65536, 10) 7.7 -> 3.0 ms, (20480, 32) 4.7 -> 5.1 ms,
+                                          (16, 10, 4096) 14.8 -> 3.5 ms
+    softmax_focal                         (65536, 10) 8.1 -> 5.4 ms, (10240, 64) 2.7 -> 3.4 ms
+
+so each kernel picks its layout by C and K (softmax_cross_entropy.by_columns). The
+kernels' results are the same either way (their float64 sums agree to 1e-12).
 
 A chunk is ``cnt <= P`` positions ``j`` of an (N, C, K) array, either
 
@@ -16,15 +24,17 @@ A chunk is ``cnt <= P`` positions ``j`` of an (N, C, K) array, either
 
     chunk_count(z)                      chunks of the whole array
     chunk_span(chunk, z)                (n0, k0, cnt) of one chunk
-    gather(z, n0, k0, cnt, zt, m)       zt[c, j] = z_c(j); m[j] = max_c z_c(j) (exact, z's type)
-    exp_cols(zt, m, cnt)                zt[c, j] = exp(zt[c, j] - m[j]) in zt's type, in place
+    copy_in(z, n0, k0, cnt, zt)         zt[c, j] = z_c(j)
+    gather(z, n0, k0, cnt, zt, m)       copy_in; m[j] = max_c z_c(j) (exact, z's type)
+    exp_cols(zt, m, cnt, et)            et[c, j] = exp(zt[c, j] - m[j]) in zt's type (et may be zt)
                                         (vecmath.texp: 8 float32 lanes or 4 float64 ones;
                                         the argument rounding is that of exp_row, see there)
     rest_cols(zt, lab, cnt, rest)       rest[j] = float64 sum over c != lab[j] of zt[c, j]
                                         (lab[j] < 0: the whole sum)
     put_scaled(g, n0, k0, cnt, zt, f, sub)
                                         g_c(j) = f[j] zt[c, j] - sub[c] (float64, rounded
-                                        once), written back in z's layout
+                                        once), written back in z's layout (f = 1, sub = 0:
+                                        a plain copy of a (C, P) scratch)
     put(g, n0, k0, j, c, value)         g_c(j) = value (one entry)
 """
 
@@ -61,8 +71,8 @@ def chunk_span(chunk, z):  # pragma: no cover - compiled
 
 
 @block
-def gather(z, n0, k0, cnt, zt, m):  # pragma: no cover - compiled
-    """zt[c, j] = z at position j, class c; m[j] = max over c (validated, finite logits)."""
+def copy_in(z, n0, k0, cnt, zt):  # pragma: no cover - compiled
+    """zt[c, j] = z at position j, class c."""
     n_cls = z.shape[1]
     if z.shape[2] == 1:
         for j in range(cnt):
@@ -72,20 +82,26 @@ def gather(z, n0, k0, cnt, zt, m):  # pragma: no cover - compiled
         for c in range(n_cls):
             for j in range(cnt):
                 zt[c, j] = z[n0, c, k0 + j]
+
+
+@block
+def gather(z, n0, k0, cnt, zt, m):  # pragma: no cover - compiled
+    """copy_in; m[j] = max over c of zt[c, j] (validated, finite logits)."""
+    copy_in(z, n0, k0, cnt, zt)
     for j in range(cnt):
         m[j] = zt[0, j]
-    for c in range(1, n_cls):
+    for c in range(1, z.shape[1]):
         for j in range(cnt):
             v = zt[c, j]
             m[j] = v if v > m[j] else m[j]
 
 
 @block
-def exp_cols(zt, m, cnt):  # pragma: no cover - compiled
-    """zt[c, j] = exp(zt[c, j] - m[j]) for j < cnt, in zt's float type."""
+def exp_cols(zt, m, cnt, et):  # pragma: no cover - compiled
+    """et[c, j] = exp(zt[c, j] - m[j]) for j < cnt, in zt's float type (et may be zt)."""
     for c in range(zt.shape[0]):
         for j in range(cnt):
-            zt[c, j] = vecmath.texp(zt[c, j] - m[j])
+            et[c, j] = vecmath.texp(zt[c, j] - m[j])
 
 
 @block

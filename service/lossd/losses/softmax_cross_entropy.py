@@ -16,7 +16,7 @@ Probability targets (float, (N, C, d1..dk), in [0, 1]), p' = (1 - eps) p + eps /
     dR/dz_c = s [ q_c sum_j w_j p'_j - w_c p'_c ]
     dR/dp_c = -s (1 - eps) w_c lq_c                                 (mean: s = 1/P)
 
-Evaluated through log-sum-exp (m = max_c z_c), accumulated in float64. Index targets run
+Evaluated through log-sum-exp (m = max_c z_c), accumulated in float64. Both target kinds run
 by columns (chunks of positions, :mod:`lossd.losses._softmax_cols`) when there are few
 classes or a spatial axis (K > 1), by rows otherwise; the formulas are the same.
 """
@@ -46,14 +46,20 @@ _EM1, _REST, _MZ, _ZY, _WZ, _WY = range(6)
 #: -> columns: (65536, 10) 5.9 -> 3.3 ms, (20480, 32) 2.9 -> 2.4 ms, (10240, 64) 2.1 -> 2.8 ms;
 #: (16, 10, 4096) 11.4 -> 3.2 ms, (16, 1000, 16) 1.9 -> 1.3 ms
 _COLS_MAX_CLASSES = 40
+#: the same for the probability kernel: (65536, 10) 7.7 -> 3.0 ms, (27306, 24) 4.1 -> 3.2 ms,
+#: (20480, 32) 4.7 -> 5.1 ms; (16, 10, 4096) 14.8 -> 3.5 ms, (16, 1000, 16) 2.6 -> 2.1 ms
+_PROB_COLS_MAX_CLASSES = 24
 _COLS_MIN_POSITIONS = 16
 #: a block of the column kernel (its scratch allocated once) spans about this many elements
 _COLS_BLOCK_ELEMENTS = 16384
 #: and, in the column block, the gradient factor and 1 / sum_c e_c
 _F, _R = 6, 7
-#: (z, y, w, ignore, eps, s, out, gz, want) -> loss sum: both layouts of the index kernel
+#: (z, p, w, eps, s, out, gz, gp, want_z, want_p, by_cols) -> loss sum
+_PROB_SIGNATURES = for_floats(lambda f: f64(ro(f, 3), ro(f, 3), ro(f), f64, f64, rw(f, 2), rw(f, 3), rw(f, 3),
+                                            boolean, boolean, boolean))
+#: (z, y, w, ignore, eps, s, out, gz, want, by_cols) -> loss sum
 _INDEX_SIGNATURES = for_floats(lambda f: f64(ro(f, 3), ro(i64, 2), ro(f), i64, f64, f64, rw(f, 2), rw(f, 3),
-                                             boolean))
+                                             boolean, boolean))
 
 
 @block
@@ -118,24 +124,10 @@ def _index_rows(lo, hi, z, y, w, ignore, eps, s, sw, out, gz, want):  # pragma: 
     return acc
 
 
-@dual(_INDEX_SIGNATURES)
-def _ce_index(z, y, w, ignore, eps, s, out, gz, want):  # pragma: no cover - compiled
-    """Chunks of whole rows (about _CHUNK_ELEMENTS elements), each a call of _index_rows."""
-    n_rows, n_cls, n_pos = z.shape
-    sw = 0.0
-    for c in range(n_cls):
-        sw += w[c]
-    per = max(1, _CHUNK_ELEMENTS // (n_cls * n_pos))
-    total = 0.0
-    for chunk in prange((n_rows + per - 1) // per):
-        total += _index_rows(chunk * per, min(n_rows, (chunk + 1) * per), z, y, w, ignore, eps, s, sw,
-                             out, gz, want)
-    return total
-
-
-def by_columns(classes: int, positions: int) -> bool:
-    """Whether the index kernel runs by columns for C = ``classes``, K = ``positions``."""
-    return positions >= _COLS_MIN_POSITIONS or (positions == 1 and classes <= _COLS_MAX_CLASSES)
+def by_columns(classes: int, positions: int, max_classes: int = _COLS_MAX_CLASSES) -> bool:
+    """Whether a kernel runs by columns for C = ``classes``, K = ``positions`` (K = 1: up to
+    ``max_classes``)."""
+    return positions >= _COLS_MIN_POSITIONS or (positions == 1 and classes <= max_classes)
 
 
 @block
@@ -169,7 +161,7 @@ def _index_cols(first, last, z, y, w, ignore, eps, s, sw, out, gz, want):  # pra
                     st[_WZ, j] += w[c] * np.float64(zt[c, j])
         for j in range(cnt):
             st[_ZY, j] = np.float64(zt[max(lab[j], 0), j])
-        cols.exp_cols(zt, m, cnt)
+        cols.exp_cols(zt, m, cnt, zt)
         cols.rest_cols(zt, lab, cnt, st[_REST])
         for j in range(cnt):
             label = lab[j]
@@ -209,19 +201,22 @@ def _index_cols(first, last, z, y, w, ignore, eps, s, sw, out, gz, want):  # pra
 
 
 @dual(_INDEX_SIGNATURES)
-def _ce_index_cols(z, y, w, ignore, eps, s, out, gz, want):  # pragma: no cover - compiled
-    """The index kernel by columns: blocks of about _COLS_BLOCK_ELEMENTS elements, each a call
-    of _index_cols."""
-    n_cls = z.shape[1]
+def _ce_index(z, y, w, ignore, eps, s, out, gz, want, by_cols):  # pragma: no cover - compiled
+    """Blocks of about _CHUNK_ELEMENTS elements of whole rows (_index_rows), or by columns
+    (``by_cols``) of about _COLS_BLOCK_ELEMENTS elements (_index_cols). One kernel for both
+    layouts: each parallel build compiles once."""
+    n_rows, n_cls, n_pos = z.shape
     sw = 0.0
     for c in range(n_cls):
         sw += w[c]
-    count = cols.chunk_count(z)
-    per = max(1, _COLS_BLOCK_ELEMENTS // (n_cls * cols.P))
+    count, per = n_rows, max(1, _CHUNK_ELEMENTS // (n_cls * n_pos))
+    if by_cols:
+        count, per = cols.chunk_count(z), max(1, _COLS_BLOCK_ELEMENTS // (n_cls * cols.P))
     total = 0.0
     for blk in prange((count + per - 1) // per):
-        total += _index_cols(blk * per, min(count, (blk + 1) * per), z, y, w, ignore, eps, s, sw,
-                             out, gz, want)
+        lo, hi = blk * per, min(count, (blk + 1) * per)
+        total += (_index_cols(lo, hi, z, y, w, ignore, eps, s, sw, out, gz, want) if by_cols
+                  else _index_rows(lo, hi, z, y, w, ignore, eps, s, sw, out, gz, want))
     return total
 
 
@@ -259,16 +254,75 @@ def _prob_rows(lo, hi, z, p, w, eps, s, out, gz, gp, want_z, want_p):  # pragma:
     return acc
 
 
-@dual(for_floats(lambda f: f64(ro(f, 3), ro(f, 3), ro(f), f64, f64, rw(f, 2), rw(f, 3), rw(f, 3),
-                               boolean, boolean)))
-def _ce_prob(z, p, w, eps, s, out, gz, gp, want_z, want_p):  # pragma: no cover - compiled
-    """Chunks of whole rows (about _CHUNK_ELEMENTS elements), each a call of _prob_rows."""
+@block
+def _prob_cols(first, last, z, p, w, eps, s, out, gz, gp, want_z, want_p):  # pragma: no cover - compiled
+    """Chunks [first, last) (_softmax_cols) of the probability kernel: the formulas of
+    _prob_rows, each pass along the chunk's positions (the losses still summed per class,
+    -w_c p'_c (z_c - lse), no cancellation); returns the sum of their losses. Writes only the
+    chunks' positions of out, gz and gp."""
+    n_cls = z.shape[1]
+    smooth = eps / n_cls
+    zt = np.empty((n_cls, cols.P), z.dtype)
+    et = np.empty((n_cls, cols.P), z.dtype)  # exp(z_c - m) in z's type (see exp_row)
+    pt = np.empty((n_cls, cols.P), p.dtype)
+    gt = np.empty((n_cls, cols.P))
+    m = np.empty(cols.P, z.dtype)
+    every = np.full(cols.P, -1, np.int64)  # rest_cols sums over every class
+    one, nothing = np.ones(cols.P), np.zeros(n_cls)  # put_scaled as a copy of gt
+    se, lse, wp, val = np.empty(cols.P), np.empty(cols.P), np.empty(cols.P), np.empty(cols.P)
+    acc = 0.0
+    for chunk in range(first, last):
+        n0, k0, cnt = cols.chunk_span(chunk, z)
+        cols.gather(z, n0, k0, cnt, zt, m)
+        cols.copy_in(p, n0, k0, cnt, pt)
+        cols.exp_cols(zt, m, cnt, et)
+        cols.rest_cols(et, every, cnt, se)
+        for j in range(cnt):
+            lse[j] = np.float64(m[j]) + vecmath.log(se[j])
+            wp[j] = 0.0
+            val[j] = 0.0
+        for c in range(n_cls):
+            for j in range(cnt):
+                wpc = w[c] * ((1.0 - eps) * np.float64(pt[c, j]) + smooth)
+                val[j] -= wpc * (np.float64(zt[c, j]) - lse[j])
+                wp[j] += wpc
+        for j in range(cnt):
+            acc += val[j]
+        if out.size > 0:
+            for j in range(cnt):
+                if z.shape[2] == 1:
+                    out[n0 + j, 0] = val[j]
+                else:
+                    out[n0, k0 + j] = val[j]
+        if want_p:
+            for c in range(n_cls):
+                for j in range(cnt):
+                    gt[c, j] = -s * (1.0 - eps) * w[c] * (np.float64(zt[c, j]) - lse[j])
+            cols.put_scaled(gp, n0, k0, cnt, gt, one, nothing)
+        if want_z:
+            for j in range(cnt):
+                wp[j] = s * wp[j] / se[j]
+            for c in range(n_cls):
+                for j in range(cnt):
+                    wpc = w[c] * ((1.0 - eps) * np.float64(pt[c, j]) + smooth)
+                    gt[c, j] = wp[j] * np.float64(et[c, j]) - s * wpc
+            cols.put_scaled(gz, n0, k0, cnt, gt, one, nothing)
+    return acc
+
+
+@dual(_PROB_SIGNATURES)
+def _ce_prob(z, p, w, eps, s, out, gz, gp, want_z, want_p, by_cols):  # pragma: no cover - compiled
+    """Blocks of about _CHUNK_ELEMENTS elements of whole rows (_prob_rows), or by columns
+    (``by_cols``) of about _COLS_BLOCK_ELEMENTS elements (_prob_cols)."""
     n_rows, n_cls, n_pos = z.shape
-    per = max(1, _CHUNK_ELEMENTS // (n_cls * n_pos))
+    count, per = n_rows, max(1, _CHUNK_ELEMENTS // (n_cls * n_pos))
+    if by_cols:
+        count, per = cols.chunk_count(z), max(1, _COLS_BLOCK_ELEMENTS // (n_cls * cols.P))
     total = 0.0
-    for chunk in prange((n_rows + per - 1) // per):
-        total += _prob_rows(chunk * per, min(n_rows, (chunk + 1) * per), z, p, w, eps, s, out, gz, gp,
-                            want_z, want_p)
+    for blk in prange((count + per - 1) // per):
+        lo, hi = blk * per, min(count, (blk + 1) * per)
+        total += (_prob_cols(lo, hi, z, p, w, eps, s, out, gz, gp, want_z, want_p) if by_cols
+                  else _prob_rows(lo, hi, z, p, w, eps, s, out, gz, gp, want_z, want_p))
     return total
 
 
@@ -304,8 +358,8 @@ def compute(call: Call) -> LossOutput:
             degenerate = weight_total == 0.0
             s = 0.0 if degenerate else 1.0 / weight_total
         out = buffer(call, (n, positions), call.reduction is Reduction.NONE)
-        kern = _ce_index_cols if by_columns(classes, positions) else _ce_index
-        total = kern.call(z.size, z, y, w, ignore, eps, s, out, gz, want_z)
+        total = _ce_index.call(z.size, z, y, w, ignore, eps, s, out, gz, want_z,
+                               by_columns(classes, positions))
         loss = finish(call, math.nan if degenerate else total, s, out, pos_shape)
         grads = {"input": gz.reshape(call.inputs["input"].shape)} if want_z else {}
         return LossOutput(loss, grads)
@@ -314,7 +368,8 @@ def compute(call: Call) -> LossOutput:
     s = scale(call.reduction, n * positions, n)
     gp = buffer(call, p.shape, want_p)
     out = buffer(call, (n, positions), call.reduction is Reduction.NONE)
-    total = _ce_prob.call(z.size, z, p, w, eps, s, out, gz, gp, want_z, want_p)
+    total = _ce_prob.call(z.size, z, p, w, eps, s, out, gz, gp, want_z, want_p,
+                          by_columns(classes, positions, _PROB_COLS_MAX_CLASSES))
     grads = {}
     if want_z:
         grads["input"] = gz.reshape(call.inputs["input"].shape)
