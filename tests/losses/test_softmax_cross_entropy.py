@@ -127,14 +127,14 @@ def test_layout_choice():
     assert 300 > sce.cols.P and 600 > 2 * sce.cols.P
 
 
-def _both_layouts(kern, n_grads, z, *args):
-    """(loss sum, per-position losses, gradients) of ``kern`` by rows and by columns;
-    ``args``: its arguments between z and out; ``n_grads`` gradients, all wanted."""
+def _both_layouts(kernels, n_grads, z, *args):
+    """(loss sum, per-position losses, gradients) of a (rows, columns) pair of kernels;
+    ``args``: their arguments between z and out; ``n_grads`` gradients, all wanted."""
     out = []
-    for by_cols in (False, True):
+    for kern in kernels:
         per = np.zeros((z.shape[0], z.shape[2]), z.dtype)
         grads = [np.full(z.shape, np.nan, z.dtype) for _ in range(n_grads)]
-        total = kern.call(z.size, z, *args, per, *grads, *[True] * n_grads, by_cols)
+        total = kern.call(z.size, z, *args, per, *grads, *[True] * n_grads)
         out.append((total, per, grads))
     return out
 
@@ -162,13 +162,13 @@ def test_rows_and_columns_agree(dtype, shape):
     for ignore, eps, weighted in ((-100, 0.0, False), (1, 0.2, True), (-5, 1.0, True)):
         yy = np.where(rng.uniform(size=y.shape) < 0.2, ignore, y) if ignore < 0 else y
         w = (rng.uniform(0.1, 2.0, shape[1]) if weighted else np.ones(shape[1])).astype(dtype)
-        rows, cols = _both_layouts(sce._ce_index, 1, z.astype(dtype), yy, w, ignore,
+        rows, cols = _both_layouts((sce._ce_index, sce._ce_index_cols), 1, z.astype(dtype), yy, w, ignore,
                                    eps, 0.37)
         _assert_layouts_agree(rows, cols, dtype)
         a = rng.uniform(0.05, 1.0, shape)
         a[rng.uniform(size=shape) < 0.2] = 0.0
         p = (a / np.maximum(a.sum(axis=1, keepdims=True), 1e-12)).astype(dtype)
-        rows, cols = _both_layouts(sce._ce_prob, 2, z.astype(dtype), p, w, eps, 0.37)
+        rows, cols = _both_layouts((sce._ce_prob, sce._ce_prob_cols), 2, z.astype(dtype), p, w, eps, 0.37)
         _assert_layouts_agree(rows, cols, dtype)
 
 

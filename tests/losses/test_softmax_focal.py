@@ -122,10 +122,9 @@ def test_rows_and_columns_agree(dtype, shape):
         per_class = class_alpha is not None
         alphas = class_alpha if per_class else np.empty(0, dtype)
         got = []
-        for by_cols in (False, True):
-            out, grad = np.zeros(n, dtype), np.full((n, c, 1), np.nan, dtype)
-            total = focal._softmax_focal.call(z.size, z, y, alphas, per_class, 0.25, gamma, 0.3, out, grad,
-                                              True, by_cols)
+        for kern, gshape in ((focal._softmax_focal, (n, c)), (focal._softmax_focal_cols, (n, c, 1))):
+            out, grad = np.zeros(n, dtype), np.full(gshape, np.nan, dtype)
+            total = kern.call(z.size, z, y, alphas, per_class, 0.25, gamma, 0.3, out, grad, True)
             got.append((total, out, grad.reshape(n, c)))
         (t_rows, out_rows, g_rows), (t_cols, out_cols, g_cols) = got
         rtol = 1e-12 if dtype == np.float64 else 2e-6

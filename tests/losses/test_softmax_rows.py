@@ -122,12 +122,12 @@ def test_nll_from_rest_relative_accuracy():
         np.testing.assert_allclose(got, want, rtol=1e-13, atol=0)
 
 
-#: kernels whose float32 build keeps exp(z - m) in a float32 scratch (see exp_row, exp_cols);
-#: the column blocks are checked on their own (their kernel also holds the row block)
-F32_EXP_ROWS = ("_ce_index", "_index_cols", "_ce_prob", "_prob_cols", "_softmax_focal", "_focal_cols")
-KERNELS = [("softmax_cross_entropy", "_ce_index"), ("softmax_cross_entropy", "_index_cols"),
-           ("softmax_cross_entropy", "_ce_prob"), ("softmax_cross_entropy", "_prob_cols"),
-           ("softmax_focal", "_softmax_focal"), ("softmax_focal", "_focal_cols"),
+#: kernels whose float32 build keeps exp(z - m) in a float32 scratch (see exp_row, exp_cols)
+F32_EXP_ROWS = ("_ce_index", "_ce_index_cols", "_ce_prob", "_ce_prob_cols", "_softmax_focal",
+                "_softmax_focal_cols")
+KERNELS = [("softmax_cross_entropy", "_ce_index"), ("softmax_cross_entropy", "_ce_index_cols"),
+           ("softmax_cross_entropy", "_ce_prob"), ("softmax_cross_entropy", "_ce_prob_cols"),
+           ("softmax_focal", "_softmax_focal"), ("softmax_focal", "_softmax_focal_cols"),
            ("categorical_cross_entropy", "_cce"),
            ("f_divergence", "_fdiv"), ("_margin", "_margin_rows")]
 

@@ -26,7 +26,7 @@ A chunk is ``cnt <= P`` positions ``j`` of an (N, C, K) array, either
     chunk_span(chunk, z)                (n0, k0, cnt) of one chunk
     copy_in(z, n0, k0, cnt, zt)         zt[c, j] = z_c(j)
     gather(z, n0, k0, cnt, zt, m)       copy_in; m[j] = max_c z_c(j) (exact, z's type)
-    exp_cols(zt, m, cnt, et)            et[c, j] = exp(zt[c, j] - m[j]) in zt's type (et may be zt)
+    exp_cols(zt, m, cnt)                zt[c, j] = exp(zt[c, j] - m[j]) in zt's type, in place
                                         (vecmath.texp: 8 float32 lanes or 4 float64 ones;
                                         the argument rounding is that of exp_row, see there)
     rest_cols(zt, lab, cnt, rest)       rest[j] = float64 sum over c != lab[j] of zt[c, j]
@@ -97,11 +97,12 @@ def gather(z, n0, k0, cnt, zt, m):  # pragma: no cover - compiled
 
 
 @block
-def exp_cols(zt, m, cnt, et):  # pragma: no cover - compiled
-    """et[c, j] = exp(zt[c, j] - m[j]) for j < cnt, in zt's float type (et may be zt)."""
+def exp_cols(zt, m, cnt):  # pragma: no cover - compiled
+    """zt[c, j] = exp(zt[c, j] - m[j]) for j < cnt, in zt's float type, in place (a separate
+    output array made LLVM keep this loop scalar: it cannot rule out a partial overlap)."""
     for c in range(zt.shape[0]):
         for j in range(cnt):
-            et[c, j] = vecmath.texp(zt[c, j] - m[j])
+            zt[c, j] = vecmath.texp(zt[c, j] - m[j])
 
 
 @block

@@ -54,12 +54,12 @@ _COLS_MIN_POSITIONS = 16
 _COLS_BLOCK_ELEMENTS = 16384
 #: and, in the column block, the gradient factor and 1 / sum_c e_c
 _F, _R = 6, 7
-#: (z, p, w, eps, s, out, gz, gp, want_z, want_p, by_cols) -> loss sum
+#: (z, y, w, ignore, eps, s, out, gz, want) -> loss sum: both layouts of the index kernel
+#: (z, p, w, eps, s, out, gz, gp, want_z, want_p) -> loss sum: both layouts of the probability kernel
 _PROB_SIGNATURES = for_floats(lambda f: f64(ro(f, 3), ro(f, 3), ro(f), f64, f64, rw(f, 2), rw(f, 3), rw(f, 3),
-                                            boolean, boolean, boolean))
-#: (z, y, w, ignore, eps, s, out, gz, want, by_cols) -> loss sum
+                                            boolean, boolean))
 _INDEX_SIGNATURES = for_floats(lambda f: f64(ro(f, 3), ro(i64, 2), ro(f), i64, f64, f64, rw(f, 2), rw(f, 3),
-                                             boolean, boolean))
+                                             boolean))
 
 
 @block
@@ -124,6 +124,21 @@ def _index_rows(lo, hi, z, y, w, ignore, eps, s, sw, out, gz, want):  # pragma: 
     return acc
 
 
+@dual(_INDEX_SIGNATURES)
+def _ce_index(z, y, w, ignore, eps, s, out, gz, want):  # pragma: no cover - compiled
+    """Chunks of whole rows (about _CHUNK_ELEMENTS elements), each a call of _index_rows."""
+    n_rows, n_cls, n_pos = z.shape
+    sw = 0.0
+    for c in range(n_cls):
+        sw += w[c]
+    per = max(1, _CHUNK_ELEMENTS // (n_cls * n_pos))
+    total = 0.0
+    for chunk in prange((n_rows + per - 1) // per):
+        total += _index_rows(chunk * per, min(n_rows, (chunk + 1) * per), z, y, w, ignore, eps, s, sw,
+                             out, gz, want)
+    return total
+
+
 def by_columns(classes: int, positions: int, max_classes: int = _COLS_MAX_CLASSES) -> bool:
     """Whether a kernel runs by columns for C = ``classes``, K = ``positions`` (K = 1: up to
     ``max_classes``)."""
@@ -161,7 +176,7 @@ def _index_cols(first, last, z, y, w, ignore, eps, s, sw, out, gz, want):  # pra
                     st[_WZ, j] += w[c] * np.float64(zt[c, j])
         for j in range(cnt):
             st[_ZY, j] = np.float64(zt[max(lab[j], 0), j])
-        cols.exp_cols(zt, m, cnt, zt)
+        cols.exp_cols(zt, m, cnt)
         cols.rest_cols(zt, lab, cnt, st[_REST])
         for j in range(cnt):
             label = lab[j]
@@ -201,22 +216,19 @@ def _index_cols(first, last, z, y, w, ignore, eps, s, sw, out, gz, want):  # pra
 
 
 @dual(_INDEX_SIGNATURES)
-def _ce_index(z, y, w, ignore, eps, s, out, gz, want, by_cols):  # pragma: no cover - compiled
-    """Blocks of about _CHUNK_ELEMENTS elements of whole rows (_index_rows), or by columns
-    (``by_cols``) of about _COLS_BLOCK_ELEMENTS elements (_index_cols). One kernel for both
-    layouts: each parallel build compiles once."""
-    n_rows, n_cls, n_pos = z.shape
+def _ce_index_cols(z, y, w, ignore, eps, s, out, gz, want):  # pragma: no cover - compiled
+    """The index kernel by columns: blocks of about _COLS_BLOCK_ELEMENTS elements, each a call
+    of _index_cols."""
+    n_cls = z.shape[1]
     sw = 0.0
     for c in range(n_cls):
         sw += w[c]
-    count, per = n_rows, max(1, _CHUNK_ELEMENTS // (n_cls * n_pos))
-    if by_cols:
-        count, per = cols.chunk_count(z), max(1, _COLS_BLOCK_ELEMENTS // (n_cls * cols.P))
+    count = cols.chunk_count(z)
+    per = max(1, _COLS_BLOCK_ELEMENTS // (n_cls * cols.P))
     total = 0.0
     for blk in prange((count + per - 1) // per):
-        lo, hi = blk * per, min(count, (blk + 1) * per)
-        total += (_index_cols(lo, hi, z, y, w, ignore, eps, s, sw, out, gz, want) if by_cols
-                  else _index_rows(lo, hi, z, y, w, ignore, eps, s, sw, out, gz, want))
+        total += _index_cols(blk * per, min(count, (blk + 1) * per), z, y, w, ignore, eps, s, sw,
+                             out, gz, want)
     return total
 
 
@@ -254,6 +266,18 @@ def _prob_rows(lo, hi, z, p, w, eps, s, out, gz, gp, want_z, want_p):  # pragma:
     return acc
 
 
+@dual(_PROB_SIGNATURES)
+def _ce_prob(z, p, w, eps, s, out, gz, gp, want_z, want_p):  # pragma: no cover - compiled
+    """Chunks of whole rows (about _CHUNK_ELEMENTS elements), each a call of _prob_rows."""
+    n_rows, n_cls, n_pos = z.shape
+    per = max(1, _CHUNK_ELEMENTS // (n_cls * n_pos))
+    total = 0.0
+    for chunk in prange((n_rows + per - 1) // per):
+        total += _prob_rows(chunk * per, min(n_rows, (chunk + 1) * per), z, p, w, eps, s, out, gz, gp,
+                            want_z, want_p)
+    return total
+
+
 @block
 def _prob_cols(first, last, z, p, w, eps, s, out, gz, gp, want_z, want_p):  # pragma: no cover - compiled
     """Chunks [first, last) (_softmax_cols) of the probability kernel: the formulas of
@@ -275,7 +299,8 @@ def _prob_cols(first, last, z, p, w, eps, s, out, gz, gp, want_z, want_p):  # pr
         n0, k0, cnt = cols.chunk_span(chunk, z)
         cols.gather(z, n0, k0, cnt, zt, m)
         cols.copy_in(p, n0, k0, cnt, pt)
-        cols.exp_cols(zt, m, cnt, et)
+        cols.copy_in(z, n0, k0, cnt, et)
+        cols.exp_cols(et, m, cnt)
         cols.rest_cols(et, every, cnt, se)
         for j in range(cnt):
             lse[j] = np.float64(m[j]) + vecmath.log(se[j])
@@ -311,18 +336,15 @@ def _prob_cols(first, last, z, p, w, eps, s, out, gz, gp, want_z, want_p):  # pr
 
 
 @dual(_PROB_SIGNATURES)
-def _ce_prob(z, p, w, eps, s, out, gz, gp, want_z, want_p, by_cols):  # pragma: no cover - compiled
-    """Blocks of about _CHUNK_ELEMENTS elements of whole rows (_prob_rows), or by columns
-    (``by_cols``) of about _COLS_BLOCK_ELEMENTS elements (_prob_cols)."""
-    n_rows, n_cls, n_pos = z.shape
-    count, per = n_rows, max(1, _CHUNK_ELEMENTS // (n_cls * n_pos))
-    if by_cols:
-        count, per = cols.chunk_count(z), max(1, _COLS_BLOCK_ELEMENTS // (n_cls * cols.P))
+def _ce_prob_cols(z, p, w, eps, s, out, gz, gp, want_z, want_p):  # pragma: no cover - compiled
+    """The probability kernel by columns: blocks of about _COLS_BLOCK_ELEMENTS elements, each
+    a call of _prob_cols."""
+    count = cols.chunk_count(z)
+    per = max(1, _COLS_BLOCK_ELEMENTS // (z.shape[1] * cols.P))
     total = 0.0
     for blk in prange((count + per - 1) // per):
-        lo, hi = blk * per, min(count, (blk + 1) * per)
-        total += (_prob_cols(lo, hi, z, p, w, eps, s, out, gz, gp, want_z, want_p) if by_cols
-                  else _prob_rows(lo, hi, z, p, w, eps, s, out, gz, gp, want_z, want_p))
+        total += _prob_cols(blk * per, min(count, (blk + 1) * per), z, p, w, eps, s, out, gz, gp,
+                            want_z, want_p)
     return total
 
 
@@ -358,8 +380,8 @@ def compute(call: Call) -> LossOutput:
             degenerate = weight_total == 0.0
             s = 0.0 if degenerate else 1.0 / weight_total
         out = buffer(call, (n, positions), call.reduction is Reduction.NONE)
-        total = _ce_index.call(z.size, z, y, w, ignore, eps, s, out, gz, want_z,
-                               by_columns(classes, positions))
+        kern = _ce_index_cols if by_columns(classes, positions) else _ce_index
+        total = kern.call(z.size, z, y, w, ignore, eps, s, out, gz, want_z)
         loss = finish(call, math.nan if degenerate else total, s, out, pos_shape)
         grads = {"input": gz.reshape(call.inputs["input"].shape)} if want_z else {}
         return LossOutput(loss, grads)
@@ -368,8 +390,8 @@ def compute(call: Call) -> LossOutput:
     s = scale(call.reduction, n * positions, n)
     gp = buffer(call, p.shape, want_p)
     out = buffer(call, (n, positions), call.reduction is Reduction.NONE)
-    total = _ce_prob.call(z.size, z, p, w, eps, s, out, gz, gp, want_z, want_p,
-                          by_columns(classes, positions, _PROB_COLS_MAX_CLASSES))
+    kern = _ce_prob_cols if by_columns(classes, positions, _PROB_COLS_MAX_CLASSES) else _ce_prob
+    total = kern.call(z.size, z, p, w, eps, s, out, gz, gp, want_z, want_p)
     grads = {}
     if want_z:
         grads["input"] = gz.reshape(call.inputs["input"].shape)

@@ -87,12 +87,32 @@ def _focal_rows(lo, hi, z, y, class_alpha, per_class, alpha, gamma, r, out, gz,
             j = i - lo
             f = -st[_COEF, j] / st[_SE, j]
             for k in range(c):
-                gz[i, k, 0] = f * t[j * c + k]
-            gz[i, y[i], 0] = st[_COEF, j] * st[_U, j]
+                gz[i, k] = f * t[j * c + k]
+            gz[i, y[i]] = st[_COEF, j] * st[_U, j]
     if out.size > 0:
         for j in range(hi - lo):
             out[lo + j] = st[_VALUE, j]
     return acc
+
+
+def _signatures(gz_ndim: int) -> list:
+    """(z, y, class_alpha, per_class, alpha, gamma, r, out, gz, want) -> loss sum, per float type."""
+    return for_floats(lambda f: f64(ro(f, 3), ro(i64), ro(f), boolean, f64, f64, f64, rw(f), rw(f, gz_ndim),
+                                    boolean))
+
+
+@dual(_signatures(2))
+def _softmax_focal(z, y, class_alpha, per_class, alpha, gamma, r, out, gz,
+                   want):  # pragma: no cover - compiled
+    """z: (N, C, 1). Chunks of whole rows (about _CHUNK_ELEMENTS elements), each a call of
+    _focal_rows."""
+    n, c, _ = z.shape
+    per = max(1, _CHUNK_ELEMENTS // c)
+    total = 0.0
+    for chunk in prange((n + per - 1) // per):
+        total += _focal_rows(chunk * per, min(n, (chunk + 1) * per), z, y, class_alpha, per_class, alpha,
+                             gamma, r, out, gz, want)
+    return total
 
 
 @block
@@ -116,7 +136,7 @@ def _focal_cols(first, last, z, y, class_alpha, per_class, alpha, gamma, r, out,
             lab[j] = label
             st[_MZ, j] = np.float64(m[j]) - np.float64(zt[label, j])
             st[_A, j] = np.float64(class_alpha[label]) if per_class else alpha
-        cols.exp_cols(zt, m, cnt, zt)
+        cols.exp_cols(zt, m, cnt)
         cols.rest_cols(zt, lab, cnt, st[_REST])
         for j in range(cnt):
             ey = np.float64(zt[lab[j], j])
@@ -135,22 +155,17 @@ def _focal_cols(first, last, z, y, class_alpha, per_class, alpha, gamma, r, out,
     return acc
 
 
-@dual(for_floats(lambda f: f64(ro(f, 3), ro(i64), ro(f), boolean, f64, f64, f64, rw(f), rw(f, 3),
-                               boolean, boolean)))
-def _softmax_focal(z, y, class_alpha, per_class, alpha, gamma, r, out, gz, want,
-                   by_cols):  # pragma: no cover - compiled
-    """z, gz: (N, C, 1). Blocks of about _CHUNK_ELEMENTS elements of whole rows (_focal_rows),
-    or by columns (``by_cols``) of about _COLS_BLOCK_ELEMENTS elements (_focal_cols). One
-    kernel for both layouts: each parallel build compiles once."""
-    n, c, _ = z.shape
-    count, per = n, max(1, _CHUNK_ELEMENTS // c)
-    if by_cols:
-        count, per = cols.chunk_count(z), max(1, _COLS_BLOCK_ELEMENTS // (c * cols.P))
+@dual(_signatures(3))
+def _softmax_focal_cols(z, y, class_alpha, per_class, alpha, gamma, r, out, gz,
+                        want):  # pragma: no cover - compiled
+    """z, gz: (N, C, 1) with C <= _COLS_MAX_CLASSES. Blocks of about _COLS_BLOCK_ELEMENTS
+    elements, each a call of _focal_cols."""
+    count = cols.chunk_count(z)
+    per = max(1, _COLS_BLOCK_ELEMENTS // (z.shape[1] * cols.P))
     total = 0.0
     for blk in prange((count + per - 1) // per):
-        lo, hi = blk * per, min(count, (blk + 1) * per)
-        total += (_focal_cols(lo, hi, z, y, class_alpha, per_class, alpha, gamma, r, out, gz, want) if by_cols
-                  else _focal_rows(lo, hi, z, y, class_alpha, per_class, alpha, gamma, r, out, gz, want))
+        total += _focal_cols(blk * per, min(count, (blk + 1) * per), z, y, class_alpha, per_class, alpha,
+                             gamma, r, out, gz, want)
     return total
 
 
@@ -164,9 +179,12 @@ def compute(call: Call) -> LossOutput:
     r = scale(call.reduction, n, n)
     out = loss_buffer(call, n)
     gz = buffer(call, z.shape, call.wants("logits"))
-    total = _softmax_focal.call(z.size, z.reshape(n, -1, 1), y, class_alpha, per_class, call.params["alpha"],
-                                call.params["gamma"], r, out, gz.reshape(*gz.shape, 1), call.wants("logits"),
-                                z.shape[1] <= _COLS_MAX_CLASSES)
+    args = (y, class_alpha, per_class, call.params["alpha"], call.params["gamma"], r, out)
+    if z.shape[1] <= _COLS_MAX_CLASSES:
+        total = _softmax_focal_cols.call(z.size, z.reshape(n, -1, 1), *args, gz.reshape(*gz.shape, 1),
+                                         call.wants("logits"))
+    else:
+        total = _softmax_focal.call(z.size, z.reshape(n, -1, 1), *args, gz, call.wants("logits"))
     return LossOutput(finish(call, total, r, out, (n,)), grads_of(call, logits=gz))
 
 
