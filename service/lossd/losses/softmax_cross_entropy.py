@@ -54,10 +54,10 @@ _COLS_MIN_POSITIONS = 16
 _COLS_BLOCK_ELEMENTS = 16384
 #: and, in the column block, the gradient factor and 1 / sum_c e_c
 _F, _R = 6, 7
-#: (z, y, w, ignore, eps, s, out, gz, want) -> loss sum: both layouts of the index kernel
 #: (z, p, w, eps, s, out, gz, gp, want_z, want_p) -> loss sum: both layouts of the probability kernel
 _PROB_SIGNATURES = for_floats(lambda f: f64(ro(f, 3), ro(f, 3), ro(f), f64, f64, rw(f, 2), rw(f, 3), rw(f, 3),
                                             boolean, boolean))
+#: (z, y, w, ignore, eps, s, out, gz, want) -> loss sum: both layouts of the index kernel
 _INDEX_SIGNATURES = for_floats(lambda f: f64(ro(f, 3), ro(i64, 2), ro(f), i64, f64, f64, rw(f, 2), rw(f, 3),
                                              boolean))
 
@@ -299,7 +299,7 @@ def _prob_cols(first, last, z, p, w, eps, s, out, gz, gp, want_z, want_p):  # pr
         n0, k0, cnt = cols.chunk_span(chunk, z)
         cols.gather(z, n0, k0, cnt, zt, m)
         cols.copy_in(p, n0, k0, cnt, pt)
-        cols.copy_in(z, n0, k0, cnt, et)
+        et[:, :cnt] = zt[:, :cnt]  # the logits stay in zt; exp_cols works in place
         cols.exp_cols(et, m, cnt)
         cols.rest_cols(et, every, cnt, se)
         for j in range(cnt):

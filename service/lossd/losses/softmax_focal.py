@@ -67,8 +67,8 @@ def _focal_rows(lo, hi, z, y, class_alpha, per_class, alpha, gamma, r, out, gz,
                 want):  # pragma: no cover - compiled
     """Rows [lo, hi): (1) per row max, exp(z - m) into the scratch t and rest = sum_{k != y} e_k
     (vectorised over classes), (2) loss and gradient coefficient vectorised over the rows
-    (_terms), (3) the gradient rows. Writes
-    rows lo..hi-1 of out and gz only; returns the sum of the losses."""
+    (_terms), (3) the gradient rows. Writes rows lo..hi-1 of out and gz only; returns the sum
+    of the losses."""
     c = z.shape[1]
     t = np.empty((hi - lo) * c, z.dtype)  # exp(z - m) in z's type (see exp_row)
     st = np.empty((9, hi - lo))
